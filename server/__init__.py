@@ -1,0 +1,1 @@
+"""nightgrade.server."""
