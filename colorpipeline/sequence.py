@@ -1,0 +1,241 @@
+"""Frame-sequence naming: patterns, frame ranges, directory scans and output paths.
+
+Pure path logic; nothing here opens an image (see ``imageio`` for that). Accepted forms, for input
+and output alike:
+
+* ``shot.####.exr`` - one ``#`` per digit (Nuke convention: ``####`` pads to 4, ``#`` is unpadded);
+* ``shot.@@@@.exr`` - the same with ``@``;
+* ``shot.%04d.exr`` / ``shot.%d.exr`` - printf style;
+* a directory - input: the single numbered sequence in it; output: keep the input's file names;
+* a single file - input: that file, its frame number taken from the last digit run of its name.
+
+Frame numbers are preserved from input to output: frame 1001 of the input is written as frame 1001.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+from nightgrade.colorpipeline.errors import InputError, OutputError, UsageError
+
+#: Extensions a directory scan considers to be image frames (lower case, with the dot).
+IMAGE_EXTENSIONS = frozenset({".exr", ".dpx", ".tif", ".tiff", ".png"})
+
+_TOKEN = re.compile(r"%0?\d*d|#+|@+")
+# The frame number is the digit run that ends the file's stem (shot_v2.1001.exr -> 1001).
+_NUMBERED = re.compile(r"^(?P<prefix>.*?)(?P<digits>\d+)$")
+_RANGE = re.compile(r"^\s*(?P<first>\d+)\s*(?:-\s*(?P<last>\d+)\s*)?$")
+_MAX_LISTED = 8
+
+
+@dataclass(frozen=True)
+class SequenceSpec:
+    """A resolved input: a printf-style ``pattern`` (``%%`` escapes a literal ``%``) and its frames.
+
+    For a single file ``pattern`` is the file path itself (no escaping) and ``frames`` holds the one
+    frame number used to name outputs.
+    """
+
+    pattern: str
+    frames: tuple[int, ...]
+    single_file: bool = False
+
+    def path_for(self, frame: int) -> str:
+        """The file that holds ``frame``."""
+        if self.single_file:
+            return self.pattern
+        return self.pattern % frame
+
+    @property
+    def display_pattern(self) -> str:
+        """The pattern as users write it (``shot.####.exr``), for messages."""
+        if self.single_file:
+            return self.pattern
+        return _display(self.pattern)
+
+
+def parse_frame_range(text: str | None) -> tuple[int, int] | None:
+    """Parse ``"1001-1100"`` or ``"1001"`` into an inclusive ``(first, last)``; ``None``/blank -> None."""
+    if text is None or not text.strip():
+        return None
+    match = _RANGE.match(text)
+    if match is None:
+        raise UsageError(f"frame range {text!r} is not understood; write FIRST-LAST (1001-1100) or one frame (1001)")
+    first = int(match["first"])
+    last = int(match["last"]) if match["last"] is not None else first
+    if last < first:
+        raise UsageError(f"frame range {text!r} ends before it starts; write FIRST-LAST with FIRST <= LAST")
+    return first, last
+
+
+def has_frame_token(path: str) -> bool:
+    """True when the file name part of ``path`` holds a ``####``, ``@@@@`` or ``%04d`` placeholder."""
+    return _TOKEN.search(os.path.basename(path)) is not None
+
+
+def resolve_input(path: str, frames: str | None = None) -> SequenceSpec:
+    """Turn a user's input argument (pattern, directory or file) and optional range into a spec.
+
+    With a range, the spec lists every frame in it whether or not the file exists, so that a
+    missing frame is reported by name (``imageio.probe_sequence``). Without one, the frames found on
+    disk are used and a gap among them is an error: a hole in a render usually means a failed frame,
+    and processing around it would hand back an incomplete shot without a word.
+    """
+    frame_range = parse_frame_range(frames)
+    if has_frame_token(path):
+        return _resolve_pattern(_to_printf(path), path, frame_range)
+    if os.path.isdir(path):
+        return _resolve_directory(path, frame_range)
+    if os.path.isfile(path):
+        return _resolve_single_file(path, frame_range)
+    raise InputError(f"input {path} does not exist; give an existing file, folder or pattern like shot.####.exr")
+
+
+def output_path_for(output: str, input_spec: SequenceSpec, frame: int) -> str:
+    """The file to write for ``frame``: fill a pattern, or keep the input's name inside a directory.
+
+    A plain file name is accepted only when the input is one frame. Raises OutputError when the
+    result would overwrite the input file it was computed from.
+    """
+    source = input_spec.path_for(frame)
+    if has_frame_token(output):
+        target = _to_printf(output) % frame
+    elif os.path.isdir(output) or output.endswith(("/", os.sep)):
+        target = os.path.join(output, os.path.basename(source))
+    elif len(input_spec.frames) > 1:
+        raise UsageError(
+            f"output {output} is one file but the input has {len(input_spec.frames)} frames; "
+            "give a pattern like out.####.exr or a folder"
+        )
+    else:
+        target = output
+    if os.path.realpath(target) == os.path.realpath(source):
+        raise OutputError(f"output {target} is the input file of frame {frame}; write to another folder or name")
+    return target
+
+
+def _to_printf(path: str) -> str:
+    """Convert the (single) frame placeholder of ``path``'s file name to ``%0Nd``; escape other ``%``."""
+    directory, name = os.path.split(path)
+    tokens = list(_TOKEN.finditer(name))
+    if len(tokens) != 1:
+        raise UsageError(f"{path} has {len(tokens)} frame placeholders in its file name; use exactly one (####)")
+    token = tokens[0]
+    text = token.group()
+    if text.startswith("%"):
+        digits = text[1:-1]
+        if digits and not digits.startswith("0") and digits != "1":
+            raise UsageError(f"{path}: use zero padding like %04d, not {text}")
+        width = int(digits) if digits else 1
+    else:
+        width = len(text)
+    prefix = os.path.join(directory, name[: token.start()]) if directory else name[: token.start()]
+    return _escape(prefix) + f"%0{width}d" + _escape(name[token.end():])
+
+
+def _escape(text: str) -> str:
+    return text.replace("%", "%%")
+
+
+def _display(pattern: str) -> str:
+    """``shot.%04d.exr`` -> ``shot.####.exr`` for messages."""
+    return re.sub(r"%0(\d+)d", lambda m: "#" * int(m[1]), pattern).replace("%%", "%")
+
+
+def _split_pattern(pattern: str) -> tuple[str, str, str, int]:
+    """(directory, file prefix, file suffix, width) of a printf pattern made by ``_to_printf``."""
+    directory, name = os.path.split(pattern)
+    match = re.search(r"%0(\d+)d", name)
+    assert match is not None, pattern
+    unescape = lambda s: s.replace("%%", "%")  # noqa: E731 - tiny local helper
+    return unescape(directory), unescape(name[: match.start()]), unescape(name[match.end():]), int(match[1])
+
+
+def _frame_of(digits: str, width: int) -> int | None:
+    """The frame number ``digits`` spells under padding ``width``, or None if padded differently."""
+    number = int(digits)
+    return number if f"{number:0{width}d}" == digits else None
+
+
+def _resolve_pattern(pattern: str, original: str, frame_range: tuple[int, int] | None) -> SequenceSpec:
+    if frame_range is not None:
+        return SequenceSpec(pattern, tuple(range(frame_range[0], frame_range[1] + 1)))
+    directory, prefix, suffix, width = _split_pattern(pattern)
+    folder = directory or "."
+    if not os.path.isdir(folder):
+        raise InputError(f"folder {folder} of input {original} does not exist")
+    found = []
+    for entry in os.listdir(folder):
+        if entry.startswith(prefix) and entry.endswith(suffix) and len(entry) > len(prefix) + len(suffix):
+            digits = entry[len(prefix): len(entry) - len(suffix)]
+            frame = _frame_of(digits, width) if digits.isdigit() else None
+            if frame is not None:
+                found.append(frame)
+    if not found:
+        raise InputError(f"no frames match {original}; check the name and padding (#### is 4 digits)")
+    return _contiguous(SequenceSpec(pattern, tuple(sorted(found))))
+
+
+def _contiguous(spec: SequenceSpec) -> SequenceSpec:
+    """Reject a discovered sequence with holes, naming the missing frames."""
+    first, last = spec.frames[0], spec.frames[-1]
+    present = set(spec.frames)
+    missing = [f for f in range(first, last + 1) if f not in present]
+    if missing:
+        listed = ", ".join(str(f) for f in missing[:_MAX_LISTED]) + (" ..." if len(missing) > _MAX_LISTED else "")
+        raise InputError(
+            f"{spec.display_pattern} has {len(missing)} missing frame(s) between {first} and {last}: {listed}; "
+            "restore them or pass a frame range that avoids them"
+        )
+    return spec
+
+
+def _resolve_directory(folder: str, frame_range: tuple[int, int] | None) -> SequenceSpec:
+    """The one numbered sequence in ``folder``; hidden files (such as our temp files) are ignored."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    loose: list[str] = []
+    for entry in sorted(os.listdir(folder)):
+        stem, ext = os.path.splitext(entry)
+        if entry.startswith(".") or ext.lower() not in IMAGE_EXTENSIONS:
+            continue
+        if not os.path.isfile(os.path.join(folder, entry)):
+            continue
+        match = _NUMBERED.match(stem)
+        if match is None:
+            loose.append(entry)
+        else:
+            groups.setdefault((match["prefix"], ext), []).append(match["digits"])
+    sequences = [_group_pattern(folder, prefix, ext, digits) for (prefix, ext), digits in sorted(groups.items())]
+    names = [p for seq in sequences for p in seq]
+    if len(names) > 1:
+        shown = ", ".join(os.path.basename(_display(p)) for p in names)
+        raise InputError(f"folder {folder} holds {len(names)} sequences ({shown}); pass one as a pattern instead")
+    if not names:
+        if len(loose) == 1:
+            return _resolve_single_file(os.path.join(folder, loose[0]), frame_range)
+        what = f"{len(loose)} unnumbered images" if loose else "no image frames (.exr .dpx .tif .tiff .png)"
+        raise InputError(f"folder {folder} holds {what}; pass a file or a pattern like shot.####.exr")
+    return _resolve_pattern(names[0], names[0], frame_range)
+
+
+def _group_pattern(folder: str, prefix: str, ext: str, digit_runs: list[str]) -> list[str]:
+    """Patterns for files sharing prefix and extension: one, or two when paddings disagree."""
+    width = min(len(d) for d in digit_runs)
+    base = _escape(os.path.join(folder, prefix))
+    if all(_frame_of(d, width) is not None for d in digit_runs):
+        return [f"{base}%0{width}d{_escape(ext)}"]
+    widths = sorted({len(d) for d in digit_runs})
+    return [f"{base}%0{w}d{_escape(ext)}" for w in widths]
+
+
+def _resolve_single_file(path: str, frame_range: tuple[int, int] | None) -> SequenceSpec:
+    """A lone file; its frame number comes from its name, else from a one-frame range, else 1."""
+    match = _NUMBERED.match(os.path.splitext(os.path.basename(path))[0])
+    named = int(match["digits"]) if match is not None else None
+    if frame_range is not None and frame_range[0] != frame_range[1]:
+        raise UsageError(f"frame range {frame_range[0]}-{frame_range[1]} given for the single file {path}")
+    if frame_range is not None and named is not None and frame_range[0] != named:
+        raise UsageError(f"frame {frame_range[0]} requested but the single file {path} is frame {named}")
+    frame = named if named is not None else (frame_range[0] if frame_range is not None else 1)
+    return SequenceSpec(path, (frame,), single_file=True)

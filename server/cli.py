@@ -1,0 +1,118 @@
+"""The `nightgrade` command line.
+
+Exit codes (also in README): 0 success; 1 internal error (a bug: please report);
+2 usage error; 3 input error; 4 output error; 5 model/checkpoint error; 6 colour error;
+130 interrupted (Ctrl-C). Errors print one line on stderr: ``nightgrade: error: ...``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from nightgrade.colorpipeline.errors import NightGradeError, UsageError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits with 2 on bad usage already; keep its one-line style but our prefix."""
+
+    def error(self, message: str) -> None:  # noqa: D401 - argparse API
+        self.exit(2, f"nightgrade: error: {message}\n")
+
+
+def _add_enhance(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("enhance", help="enhance a frame or a frame sequence",
+                       description="Enhance low-light frames: colour-managed, tiled generator inference.")
+    p.add_argument("input", help="frame, sequence (shot.####.exr, shot.%%04d.exr) or directory")
+    p.add_argument("output", help="output frame, sequence pattern or directory")
+    p.add_argument("--weights", "-w", help="checkpoint (.safetensors); default: the shipped model")
+    p.add_argument("--frames", help="frame range, e.g. 1001-1100 (default: all frames found)")
+    p.add_argument("--input-colorspace", help="OCIO colourspace of the input (default: file metadata, else per format)")
+    p.add_argument("--output-colorspace", help="OCIO colourspace of the output (default: the input's)")
+    p.add_argument("--ocio-config", help="OCIO config path (default: $OCIO, else ocio://studio-config-latest)")
+    p.add_argument("--scale", type=float, default=1.0, help="proxy preview scale in (0, 1] (default 1.0)")
+    p.add_argument("--tile", type=int, help="local tile size Nl in full-resolution pixels (default: checkpoint's)")
+    p.add_argument("--region", type=int, help="region size Nr in full-resolution pixels (default: checkpoint's)")
+    p.add_argument("--stride", type=int, help="tile stride (default: tile/2)")
+    p.add_argument("--batch", type=int, help="tiles per generator batch (default: from memory budget)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default auto)")
+    p.add_argument("--mix", type=float, default=1.0, help="blend with the input, 0..1 (default 1.0)")
+    p.add_argument("--bit-depth", help="output depth: half, float, uint8, uint10, uint16 (default: input's or format's)")
+    p.add_argument("--compression", help="EXR/TIFF compression, e.g. zip, piz, dwaa, none")
+    p.add_argument("--compile", action="store_true", help="torch.compile the generator (slow start, faster frames)")
+    p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_enhance)
+
+
+def _add_info(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("info", help="print a checkpoint's metadata")
+    p.add_argument("weights", nargs="?", help="checkpoint (.safetensors); default: the shipped model")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_info)
+
+
+def _cmd_enhance(args: argparse.Namespace) -> int:
+    from nightgrade.server.render import RenderOptions, render_sequence
+
+    opts = RenderOptions(
+        input=args.input, output=args.output, weights=args.weights, frames=args.frames,
+        input_colorspace=args.input_colorspace, output_colorspace=args.output_colorspace,
+        ocio_config=args.ocio_config, scale=args.scale, tile=args.tile, region=args.region,
+        stride=args.stride, batch=args.batch, device=args.device, mix=args.mix,
+        bit_depth=args.bit_depth, compression=args.compression, compile=args.compile,
+    )
+    summary = render_sequence(opts, show_progress=not (args.quiet or args.json))
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"wrote {summary['frames_written']} frame(s) to {summary['output']} "
+              f"({summary['seconds']:.1f} s, {summary['frames_per_second']:.3f} frames/s)")
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from nightgrade.models.checkpoint import read_meta
+    from nightgrade.server.defaults import resolve_weights
+
+    path = resolve_weights(args.weights)
+    meta = read_meta(path)
+    data = {"path": path, **meta.to_dict()}
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        for key, value in data.items():
+            print(f"{key:>20}: {json.dumps(value) if isinstance(value, (dict, list)) else value}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="nightgrade", description="NightGrade low-light enhancement")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _add_enhance(sub)
+    _add_info(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except NightGradeError as err:
+        print(f"nightgrade: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("nightgrade: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # a bug: still one line, with a way to get the traceback
+        if os.environ.get("NIGHTGRADE_DEBUG"):
+            raise
+        print(f"nightgrade: internal error: {type(err).__name__}: {err} "
+              "(please report it; NIGHTGRADE_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""Render a frame sequence: read -> input colourspace -> working space -> tiled generator -> output.
+
+This is the in-process pixel path that the CLI, the daemon and farm workers share. Per frame:
+
+1. read all channels (``colorpipeline.imageio``); proxy renders (``scale < 1``) resize the whole frame
+   first and scale the tile geometry with it, so a preview shows the same look, smaller;
+2. convert RGB to the model's working space (OCIO, ``colorpipeline.color``);
+3. the generator sees the frame clamped to [0, 1]; what lies outside is carried around it
+   (``split_highlights``/``restore_highlights``), so scene-linear highlights survive;
+4. tiled inference with Gaussian merge (paper Sec. 3.1-3.3, ``models.engine``);
+5. optional mix with the input, conversion to the output colourspace, atomic write with the
+   input's metadata, alpha and extra channels.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from nightgrade.colorpipeline import color
+from nightgrade.colorpipeline.errors import UsageError
+from nightgrade.colorpipeline.frame import Frame
+from nightgrade.colorpipeline.imageio import (WriteOptions, check_output, probe_sequence, read_frame,
+                                              read_header, write_frame)
+from nightgrade.colorpipeline.sequence import SequenceSpec, output_path_for, resolve_input
+from nightgrade.colorpipeline.tiles import TileConfig, plan_tiles
+from nightgrade.models.engine import Engine, EngineConfig
+from nightgrade.server.defaults import resolve_weights
+from nightgrade.server.progress import TileProgress
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """Everything `nightgrade enhance` takes; tile sizes are in full-resolution pixels."""
+
+    input: str
+    output: str
+    weights: str | None = None
+    frames: str | None = None
+    input_colorspace: str | None = None
+    output_colorspace: str | None = None
+    ocio_config: str | None = None
+    scale: float = 1.0
+    tile: int | None = None
+    region: int | None = None
+    stride: int | None = None
+    batch: int | None = None
+    device: str = "auto"
+    mix: float = 1.0
+    bit_depth: str | None = None
+    compression: str | None = None
+    compile: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.scale <= 1.0:
+            raise UsageError(f"--scale {self.scale} is outside (0, 1]: use e.g. 0.5 for a half-resolution proxy")
+        if not 0.0 <= self.mix <= 1.0:
+            raise UsageError(f"--mix {self.mix} is outside [0, 1]: 0 keeps the input, 1 is fully enhanced")
+        if self.batch is not None and self.batch < 1:
+            raise UsageError(f"--batch {self.batch} must be at least 1")
+
+
+@dataclass(frozen=True)
+class ColourPlan:
+    """The three colourspaces of a render, resolved once per sequence."""
+
+    config: color.ColorConfig
+    input: str
+    working: str
+    output: str
+
+
+def plan_colours(opts: RenderOptions, first_path: str, working_name: str) -> ColourPlan:
+    """Resolve input (user, metadata, format default), working (checkpoint) and output spaces."""
+    config = color.ColorConfig(opts.ocio_config)
+    header = read_header(first_path)
+    chroma = header.getattribute("chromaticities")
+    source = color.resolve_colorspace(
+        config, opts.input_colorspace, header.get_string_attribute("oiio:ColorSpace", ""),
+        os.path.splitext(first_path)[1], is_float=header.format.basetype in (_FLOAT_BASETYPES),
+        chromaticities=chroma, source=first_path)
+    working = color.canonical_name(config, working_name, origin="the checkpoint's working space",
+                                   fix="use an OCIO config that defines it (--ocio-config)")
+    output = color.canonical_name(config, opts.output_colorspace, origin="--output-colorspace") \
+        if opts.output_colorspace else source
+    return ColourPlan(config, source, working, output)
+
+
+def tile_config_for(opts: RenderOptions, engine: Engine) -> TileConfig:
+    """Checkpoint geometry, overridden by the user's full-resolution sizes, scaled for proxies."""
+    full = TileConfig(local=opts.tile or engine.tiles.local, region=opts.region or max(engine.tiles.region,
+                      opts.tile or 0), stride=opts.stride if opts.stride is not None else
+                      (None if opts.tile else engine.tiles.stride))
+    if full.local % engine.size_multiple:
+        raise UsageError(f"--tile {full.local} does not suit this model: use a multiple of {engine.size_multiple}")
+    return full.scaled(opts.scale, engine.size_multiple) if opts.scale != 1.0 else full
+
+
+def enhance_frame(frame: Frame, engine: Engine, colours: ColourPlan, tiles: TileConfig, mix: float,
+                  progress: Any = None) -> Frame:
+    """One frame through steps 2-5 of the module docstring (no I/O)."""
+    working = color.convert(frame.rgb, colours.input, colours.working, colours.config)
+    in_range, excess = color.split_highlights(working)
+    enhanced = color.restore_highlights(engine.enhance(in_range, tiles, progress), excess)
+    if mix != 1.0:
+        enhanced = mix * enhanced + (1.0 - mix) * working
+    out = color.convert(enhanced, colours.working, colours.output, colours.config)
+    return frame.with_rgb(out).with_colorspace(colours.output)
+
+
+def _proxy(frame: Frame, scale: float) -> Frame:
+    if scale == 1.0:
+        return frame
+    return frame.resized(max(1, round(frame.width * scale)), max(1, round(frame.height * scale)))
+
+
+def render_sequence(opts: RenderOptions, show_progress: bool = True) -> dict[str, Any]:
+    """Render every frame of ``opts.input`` to ``opts.output``; returns a JSON-able summary.
+
+    Everything that can be checked before the first generator pass is: all input headers
+    (missing frames, size changes), the output path and format, weights, colourspaces.
+    """
+    started = time.perf_counter()
+    spec: SequenceSpec = resolve_input(opts.input, opts.frames)
+    info = probe_sequence(spec)
+    write_options = WriteOptions(bit_depth=opts.bit_depth, compression=opts.compression)
+    outputs = [output_path_for(opts.output, spec, f) for f in spec.frames]
+    check_output(outputs[0], write_options, info)
+    weights = resolve_weights(opts.weights)
+    engine = Engine.from_checkpoint(weights, EngineConfig(device=opts.device, batch_size=opts.batch,
+                                                          compile=opts.compile))
+    colours = plan_colours(opts, spec.path_for(spec.frames[0]), engine.meta.colorspace)
+    tiles = tile_config_for(opts, engine)
+    height, width = max(1, round(info.height * opts.scale)), max(1, round(info.width * opts.scale))
+    tiles_per_frame = plan_tiles(height, width, tiles).count
+    with TileProgress(len(spec.frames), tiles_per_frame, enabled=show_progress) as progress:
+        for frame_number, out_path in zip(spec.frames, outputs):
+            frame = _proxy(read_frame(spec.path_for(frame_number), frame=frame_number, expect=info), opts.scale)
+            progress.start_frame(frame_number)
+            write_frame(out_path, enhance_frame(frame, engine, colours, tiles, opts.mix, progress.tiles_done),
+                        write_options)
+            progress.end_frame()
+    seconds = time.perf_counter() - started
+    return {
+        "input": spec.display_pattern, "output": opts.output, "frames": [spec.frames[0], spec.frames[-1]],
+        "frames_written": len(spec.frames), "seconds": round(seconds, 3),
+        "frames_per_second": round(len(spec.frames) / seconds, 4) if seconds > 0 else 0.0,
+        "width": width, "height": height, "scale": opts.scale,
+        "weights": weights, "model": f"{engine.meta.model_name} {engine.meta.model_version}",
+        "device": str(engine.device), "batch_size": engine.batch_size_for(tiles.local),
+        "tiles": dataclasses.asdict(tiles) | {"per_frame": tiles_per_frame},
+        "colorspaces": {"input": colours.input, "working": colours.working, "output": colours.output},
+        "mix": opts.mix,
+    }
+
+
+_FLOAT_BASETYPES = tuple(
+    getattr(__import__("OpenImageIO"), name) for name in ("HALF", "FLOAT", "DOUBLE"))
