@@ -1,10 +1,13 @@
 """Progress on long renders: one bar over every tile of every frame, with frames/s and ETA.
 
 A CPU render of one UHD frame takes minutes, so a per-frame bar would sit still; counting tiles
-gives a smooth ETA. The bar goes to stderr so ``--json`` output on stdout stays clean.
+gives a smooth ETA. The bar goes to stderr so ``--json`` output on stdout stays clean. When stderr
+is not a terminal (farm logs, pipes) a bar's carriage returns make unreadable logs: there, one line
+per finished frame is printed instead.
 """
 from __future__ import annotations
 
+import sys
 import time
 from types import TracebackType
 
@@ -16,8 +19,10 @@ class TileProgress:
 
     def __init__(self, frames: int, tiles_per_frame: int, enabled: bool = True) -> None:
         self._frames, self._tiles_per_frame = frames, tiles_per_frame
-        self._bar = tqdm(total=frames * tiles_per_frame, unit="tile", disable=not enabled, dynamic_ncols=True,
-                         smoothing=0.1)
+        self._lines = enabled and not sys.stderr.isatty()
+        self._bar = tqdm(total=frames * tiles_per_frame, unit="tile", disable=not enabled or self._lines,
+                         dynamic_ncols=True, smoothing=0.1)
+        self._frame_number = 0
         self._frame_base = 0
         self._frames_done = 0
         self._started = time.perf_counter()
@@ -30,6 +35,7 @@ class TileProgress:
         self._bar.close()
 
     def start_frame(self, frame_number: int) -> None:
+        self._frame_number = frame_number
         self._bar.set_description(f"frame {frame_number} ({self._frames_done + 1}/{self._frames})")
 
     def tiles_done(self, done: int, total: int) -> None:
@@ -41,5 +47,10 @@ class TileProgress:
         self._frames_done += 1
         self._frame_base = self._frames_done * self._tiles_per_frame
         self._bar.n = self._frame_base
-        elapsed = time.perf_counter() - self._started
-        self._bar.set_postfix(fps=f"{self._frames_done / elapsed:.3f}" if elapsed > 0 else "-")
+        elapsed = max(time.perf_counter() - self._started, 1e-9)
+        fps = self._frames_done / elapsed
+        self._bar.set_postfix(fps=f"{fps:.3f}")
+        if self._lines:
+            eta = (self._frames - self._frames_done) / fps
+            print(f"frame {self._frame_number} done ({self._frames_done}/{self._frames}), {fps:.3f} frames/s, "
+                  f"ETA {eta:.0f} s", file=sys.stderr, flush=True)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from nightgrade.colorpipeline import color
-from nightgrade.colorpipeline.errors import UsageError
+from nightgrade.colorpipeline.errors import OutputError, UsageError
 from nightgrade.colorpipeline.frame import Frame
 from nightgrade.colorpipeline.imageio import (WriteOptions, check_output, probe_sequence, read_frame,
                                               read_header, write_frame)
@@ -112,6 +112,15 @@ def enhance_frame(frame: Frame, engine: Engine, colours: ColourPlan, tiles: Tile
     return frame.with_rgb(out).with_colorspace(colours.output)
 
 
+def _make_output_folder(path: str) -> None:
+    """Farm jobs name output folders that do not exist yet; create them (as Nuke's Write node can)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"cannot create output folder {folder}: {err.strerror}; check the path and permissions")
+
+
 def _proxy(frame: Frame, scale: float) -> Frame:
     if scale == 1.0:
         return frame
@@ -129,6 +138,7 @@ def render_sequence(opts: RenderOptions, show_progress: bool = True) -> dict[str
     info = probe_sequence(spec)
     write_options = WriteOptions(bit_depth=opts.bit_depth, compression=opts.compression)
     outputs = [output_path_for(opts.output, spec, f) for f in spec.frames]
+    _make_output_folder(outputs[0])
     check_output(outputs[0], write_options, info)
     weights = resolve_weights(opts.weights)
     engine = Engine.from_checkpoint(weights, EngineConfig(device=opts.device, batch_size=opts.batch,

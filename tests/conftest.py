@@ -1,0 +1,52 @@
+"""Shared fixtures: a tiny random-init checkpoint and writers for synthetic frame sequences."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import OpenImageIO as oiio
+import pytest
+import torch
+
+from nightgrade.models.checkpoint import CheckpointMeta, TileSpec, save_checkpoint
+from nightgrade.models.networks import GeneratorConfig, build_generator
+
+TINY = GeneratorConfig(ngf=8, n_blocks=2)
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A random-init generator small enough for fast CLI tests (Nl=64, Nr=160, stride 32)."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
+    meta = CheckpointMeta(generator=TINY, tiles=TileSpec(64, 160, 32), model_name="tiny", model_version="0.0.1")
+    save_checkpoint(path, build_generator(TINY), meta)
+    return str(path)
+
+
+def write_image(path: Path, pixels: np.ndarray, pixel_type: str = "half", names: tuple[str, ...] | None = None,
+                attributes: dict | None = None) -> None:
+    """Write ``pixels`` (HxWxC float) with OIIO directly, independent of nightgrade's writer."""
+    height, width, channels = pixels.shape
+    spec = oiio.ImageSpec(width, height, channels, pixel_type)
+    if names:
+        spec.channelnames = names
+    for key, value in (attributes or {}).items():
+        if isinstance(value, tuple) and isinstance(value[0], oiio.TypeDesc):
+            spec.attribute(key, value[0], value[1])
+        else:
+            spec.attribute(key, value)
+    out = oiio.ImageOutput.create(str(path))
+    assert out is not None, oiio.geterror()
+    assert out.open(str(path), spec), out.geterror()
+    assert out.write_image(np.ascontiguousarray(pixels, dtype=np.float32)), out.geterror()
+    out.close()
+
+
+def read_image(path: Path) -> tuple[np.ndarray, oiio.ImageSpec]:
+    image = oiio.ImageInput.open(str(path))
+    assert image is not None, oiio.geterror()
+    pixels = image.read_image("float")
+    spec = oiio.ImageSpec(image.spec())
+    image.close()
+    return np.asarray(pixels, dtype=np.float32), spec

@@ -1,0 +1,141 @@
+"""`nightgrade` command line: exit codes, one-line errors, nothing half-written."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nightgrade.server.cli import main
+from tests.conftest import write_image
+
+
+def _sequence(folder: Path, frames=range(1, 4), size=(24, 32), ext="exr", pixel_type="half") -> str:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for f in frames:
+        write_image(folder / f"shot.{f:04d}.{ext}", rng.random((*size, 3), dtype=np.float32) * 0.3,
+                    pixel_type, ("R", "G", "B"))
+    return str(folder / f"shot.####.{ext}")
+
+
+def _run(argv: list[str], capsys) -> tuple[int, str, str]:
+    code = main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _assert_one_line_error(err: str, *needles: str) -> None:
+    lines = [line for line in err.splitlines() if line.startswith("nightgrade:")]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("nightgrade: error: ")
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.rglob("*")) if folder.exists() else []
+
+
+def test_enhance_json_summary(tmp_path: Path, tiny_weights: str, capsys) -> None:
+    src = _sequence(tmp_path / "in")
+    code, out, err = _run(["enhance", src, str(tmp_path / "out" / "e.####.exr"), "-w", tiny_weights, "--json"],
+                          capsys)
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["frames_written"] == 3 and summary["frames"] == [1, 3]
+    assert summary["colorspaces"]["working"] == "sRGB Encoded Rec.709 (sRGB)"
+    assert summary["tiles"]["per_frame"] > 0
+    assert _files(tmp_path / "out") == ["e.0001.exr", "e.0002.exr", "e.0003.exr"]
+
+
+def test_missing_frame(tmp_path: Path, tiny_weights: str, capsys) -> None:
+    src = _sequence(tmp_path / "in", frames=[1, 2, 4])
+    code, _, err = _run(["enhance", src, str(tmp_path / "out") + "/", "-w", tiny_weights, "--frames", "1-4"], capsys)
+    assert code == 3
+    _assert_one_line_error(err, "frame 3", "shot.0003.exr")
+    assert _files(tmp_path / "out") == []
+
+
+def test_size_change_inside_sequence_writes_nothing(tmp_path: Path, tiny_weights: str, capsys) -> None:
+    src = _sequence(tmp_path / "in", frames=[1, 2])
+    _sequence(tmp_path / "in", frames=[3], size=(25, 32))
+    code, _, err = _run(["enhance", src, str(tmp_path / "out") + "/", "-w", tiny_weights], capsys)
+    assert code == 3
+    _assert_one_line_error(err, "shot.0003.exr", "32x25", "same size")
+    assert _files(tmp_path / "out") == []
+
+
+def test_truncated_frame_stops_with_complete_earlier_frames_only(tmp_path: Path, tiny_weights: str, capsys) -> None:
+    src = _sequence(tmp_path / "in", size=(64, 64))
+    bad = tmp_path / "in" / "shot.0002.exr"
+    bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 2])
+    code, _, err = _run(["enhance", src, str(tmp_path / "out") + "/", "-w", tiny_weights], capsys)
+    assert code == 3
+    _assert_one_line_error(err, "shot.0002.exr", "corrupt or truncated")
+    assert _files(tmp_path / "out") == ["shot.0001.exr"]  # no temp file, no partial frame 2
+    assert "frame 1 done (1/3)" in err  # line progress when stderr is not a terminal
+
+
+def test_unsupported_channel_layout(tmp_path: Path, tiny_weights: str, capsys) -> None:
+    write_image(tmp_path / "grey.0001.exr", np.zeros((8, 8, 1), np.float32), "half", ("Y",))
+    code, _, err = _run(["enhance", str(tmp_path / "grey.0001.exr"), str(tmp_path / "o.exr"), "-w", tiny_weights],
+                        capsys)
+    assert code == 3
+    _assert_one_line_error(err, "grey.0001.exr")
+
+
+def test_unwritable_output(tmp_path: Path, tiny_weights: str, capsys) -> None:
+    src = _sequence(tmp_path / "in", frames=[1])
+    (tmp_path / "blocker").write_text("a file where a folder should be")
+    code, _, err = _run(["enhance", src, str(tmp_path / "blocker" / "x.####.exr"), "-w", tiny_weights], capsys)
+    assert code == 4
+    _assert_one_line_error(err, "blocker")
+
+
+def test_bad_weights(tmp_path: Path, capsys) -> None:
+    src = _sequence(tmp_path / "in", frames=[1])
+    (tmp_path / "junk.safetensors").write_bytes(b"\x00" * 64)
+    code, _, err = _run(["enhance", src, str(tmp_path / "o") + "/", "-w", str(tmp_path / "junk.safetensors")], capsys)
+    assert code == 5
+    _assert_one_line_error(err, "junk.safetensors")
+    code, _, err = _run(["enhance", src, str(tmp_path / "o") + "/", "-w", str(tmp_path / "none.safetensors")], capsys)
+    assert code == 5
+    _assert_one_line_error(err, "not found")
+
+
+def test_unknown_colourspace(tmp_path: Path, tiny_weights: str, capsys) -> None:
+    src = _sequence(tmp_path / "in", frames=[1])
+    code, _, err = _run(["enhance", src, str(tmp_path / "o") + "/", "-w", tiny_weights, "--input-colorspace", "ACEScgg"],
+                        capsys)
+    assert code == 6
+    _assert_one_line_error(err, "ACEScgg", "ACEScg")
+    assert _files(tmp_path / "o") == []
+
+
+def test_bad_frame_range_is_a_usage_error(tmp_path: Path, tiny_weights: str, capsys) -> None:
+    src = _sequence(tmp_path / "in", frames=[1])
+    code, _, err = _run(["enhance", src, str(tmp_path / "o") + "/", "-w", tiny_weights, "--frames", "9-x"], capsys)
+    assert code == 2
+    _assert_one_line_error(err, "9-x")
+
+
+def test_info_prints_metadata(tiny_weights: str, capsys) -> None:
+    code, out, _ = _run(["info", tiny_weights, "--json"], capsys)
+    assert code == 0
+    data = json.loads(out)
+    assert data["model_name"] == "tiny" and data["tiles"] == {"local": 64, "region": 160, "stride": 32}
+    assert data["digest"].startswith("sha256:")
+
+
+def test_console_script_exit_code(tmp_path: Path) -> None:
+    """The installed entry point, as a user runs it: one stderr line and the documented code."""
+    exe = Path(sys.executable).with_name("nightgrade")
+    result = subprocess.run([str(exe), "enhance", str(tmp_path / "nope.####.exr"), str(tmp_path / "o") + "/"],
+                            capture_output=True, text=True, timeout=120, env={**os.environ, "NIGHTGRADE_DEBUG": ""})
+    assert result.returncode == 3, result.stderr
+    _assert_one_line_error(result.stderr)

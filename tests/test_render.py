@@ -1,0 +1,129 @@
+"""The whole in-process pixel path (server/render.py) with controlled generators.
+
+A generator replaced by a known function lets us check the plumbing exactly: colour
+conversions, highlight carry-around, tiling, proxy scaling and mix.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from nightgrade.models.engine import Engine
+from nightgrade.server.render import RenderOptions, render_sequence
+from tests.conftest import read_image, write_image
+
+
+def _identity(self: Engine, batch: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(batch[:, :3])
+
+
+def _local_plus_region(self: Engine, batch: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(0.5 * batch[:, :3] + 0.5 * batch[:, 3:6])
+
+
+def _textured(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """Smooth gradients plus mid-frequency texture, in [0, 1]."""
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    rng = np.random.default_rng(seed)
+    base = np.stack([x / width, y / height, 0.5 + 0.25 * np.sin(x / 9.0) * np.cos(y / 7.0)], axis=-1)
+    blobs = cv2.GaussianBlur(rng.random((height, width, 3), dtype=np.float32), (0, 0), 3.0)
+    return np.clip(0.6 * base + 0.8 * (blobs - 0.5), 0.0, 1.0).astype(np.float32)
+
+
+def test_identity_generator_round_trips_hdr_exr(tmp_path: Path, tiny_weights: str, monkeypatch) -> None:
+    monkeypatch.setattr(Engine, "run_batch", _identity)
+    pixels = _textured(70, 150) * 4.0 - 0.02  # scene-linear: highlights to ~4, small negatives
+    pixels[10:20, 30:40] = 50.0  # a point light far above 1.0
+    write_image(tmp_path / "in.0001.exr", pixels, "float", ("R", "G", "B"))
+    render_sequence(RenderOptions(str(tmp_path / "in.####.exr"), str(tmp_path / "out" / "o.####.exr"),
+                                  weights=tiny_weights, bit_depth="float"), show_progress=False)
+    out, spec = read_image(tmp_path / "out" / "o.0001.exr")
+    np.testing.assert_allclose(out, pixels, rtol=2e-5, atol=2e-6)
+    assert spec.get_string_attribute("oiio:ColorSpace") == "lin_rec709_scene"
+
+
+def test_mix_zero_returns_the_input(tmp_path: Path, tiny_weights: str) -> None:
+    pixels = _textured(40, 50)
+    write_image(tmp_path / "a.0007.png", pixels, "uint16", ("R", "G", "B"))
+    render_sequence(RenderOptions(str(tmp_path / "a.####.png"), str(tmp_path / "b.####.png"),
+                                  weights=tiny_weights, mix=0.0), show_progress=False)
+    out, _ = read_image(tmp_path / "b.0007.png")
+    np.testing.assert_allclose(out, pixels, atol=1.5 / 65535)
+
+
+def test_mix_blends_linearly_in_working_space(tmp_path: Path, tiny_weights: str) -> None:
+    pixels = _textured(40, 50)
+    write_image(tmp_path / "a.0001.exr", pixels, "float", ("R", "G", "B"),
+                {"oiio:ColorSpace": "srgb_rec709_scene"})  # already the working space: no conversion
+    outs = {}
+    for mix in (0.0, 0.25, 1.0):
+        render_sequence(RenderOptions(str(tmp_path / "a.####.exr"), str(tmp_path / f"m{mix}" / "a.####.exr"),
+                                      weights=tiny_weights, mix=mix, bit_depth="float"), show_progress=False)
+        outs[mix] = read_image(tmp_path / f"m{mix}" / "a.0001.exr")[0]
+    assert np.abs(outs[1.0] - outs[0.0]).max() > 0.05  # the random model does change the picture
+    np.testing.assert_allclose(outs[0.25], 0.75 * outs[0.0] + 0.25 * outs[1.0], atol=1e-5)
+
+
+def test_proxy_has_the_same_look_scaled(tmp_path: Path, tiny_weights: str, monkeypatch) -> None:
+    """A proxy render equals the full render downscaled; ignoring the scale (tile and region sizes
+    in proxy pixels) visibly does not — the region input then covers twice the picture."""
+    monkeypatch.setattr(Engine, "run_batch", _local_plus_region)
+    pixels = _textured(192, 256, seed=3)
+    write_image(tmp_path / "f.0001.exr", pixels, "float", ("R", "G", "B"))
+    half = cv2.resize(pixels, (128, 96), interpolation=cv2.INTER_AREA)
+    write_image(tmp_path / "h.0001.exr", half, "float", ("R", "G", "B"))
+
+    def render(src: str, dst: str, scale: float) -> np.ndarray:
+        render_sequence(RenderOptions(str(tmp_path / src), str(tmp_path / dst), weights=tiny_weights,
+                                      scale=scale, bit_depth="float"), show_progress=False)
+        return read_image(tmp_path / dst.replace("####", "0001"))[0]
+
+    full = render("f.####.exr", "full/f.####.exr", 1.0)
+    proxy = render("f.####.exr", "proxy/f.####.exr", 0.5)
+    naive = render("h.####.exr", "naive/h.####.exr", 1.0)
+    assert proxy.shape == (96, 128, 3)
+    reference = cv2.resize(full, (128, 96), interpolation=cv2.INTER_AREA)
+    err_proxy = np.abs(proxy - reference).mean()
+    err_naive = np.abs(naive - reference).mean()
+    assert err_proxy < 0.01
+    assert err_proxy < 0.5 * err_naive
+
+
+def test_alpha_extras_and_metadata_survive(tmp_path: Path, tiny_weights: str) -> None:
+    rng = np.random.default_rng(1)
+    pixels = rng.random((33, 47, 5), dtype=np.float32)
+    attrs = {"PixelAspectRatio": 2.0, "Make": "RED", "oiio:ColorSpace": "lin_ap1_scene"}
+    write_image(tmp_path / "s.1001.exr", pixels, "half", ("R", "G", "B", "A", "Z"), attrs)
+    render_sequence(RenderOptions(str(tmp_path / "s.####.exr"), str(tmp_path / "o" / "s.####.exr"),
+                                  weights=tiny_weights), show_progress=False)
+    src, _ = read_image(tmp_path / "s.1001.exr")
+    out, spec = read_image(tmp_path / "o" / "s.1001.exr")
+    assert out.shape == src.shape
+    assert tuple(spec.channelnames) == ("R", "G", "B", "A", "Z")
+    np.testing.assert_array_equal(out[..., 3:], src[..., 3:])
+    assert not np.allclose(out[..., :3], src[..., :3], atol=1e-2)
+    assert spec.get_float_attribute("PixelAspectRatio") == 2.0
+    assert spec.get_string_attribute("Make") == "RED"
+    assert spec.get_string_attribute("oiio:ColorSpace") == "lin_ap1_scene"  # ACEScg in, ACEScg out
+
+
+def test_frame_range_selects_frames(tmp_path: Path, tiny_weights: str) -> None:
+    for f in range(1, 6):
+        write_image(tmp_path / f"c.{f:04d}.png", _textured(20, 24, seed=f), "uint8", ("R", "G", "B"))
+    summary = render_sequence(RenderOptions(str(tmp_path / "c.%04d.png"), str(tmp_path / "out") + "/",
+                                            weights=tiny_weights, frames="2-4"), show_progress=False)
+    assert summary["frames_written"] == 3
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["c.0002.png", "c.0003.png", "c.0004.png"]
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"scale": 0.0}, "--scale"), ({"scale": 1.5}, "--scale"), ({"mix": -0.1}, "--mix"), ({"batch": 0}, "--batch"),
+])
+def test_option_validation(options: dict, message: str) -> None:
+    from nightgrade.colorpipeline.errors import UsageError
+
+    with pytest.raises(UsageError, match=message):
+        RenderOptions("in.exr", "out.exr", **options)
