@@ -12,7 +12,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from nightgrade.colorpipeline.errors import NightGradeError, UsageError
+from nightgrade.colorpipeline.errors import NightGradeError
+from nightgrade.server import commands, train_cli
 
 
 class _Parser(argparse.ArgumentParser):
@@ -93,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_enhance(sub)
     _add_info(sub)
+    train_cli.add_parser(sub)
+    commands.add_parsers(sub)
     return parser
 
 

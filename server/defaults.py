@@ -7,7 +7,6 @@ from pathlib import Path
 from nightgrade.colorpipeline.errors import ModelError
 
 
-
 def shipped_weights_path() -> Path:
     """Path of the shipped model inside the installed package (it may not exist in a source tree yet)."""
     import nightgrade.models
@@ -25,3 +24,13 @@ def resolve_weights(weights: str | None) -> str:
     if not path.is_file():
         raise ModelError(f"no --weights given and the shipped model is missing ({path}); pass --weights FILE")
     return str(path)
+
+
+def sample_clip_pattern() -> str:
+    """The shipped low-light sample clip as a sequence pattern (inside nightgrade.server)."""
+    import nightgrade.server
+
+    folder = Path(next(iter(nightgrade.server.__path__))) / "sample_clip"
+    if not folder.is_dir():
+        raise ModelError(f"the shipped sample clip is missing ({folder}); reinstall nightgrade")
+    return str(folder / "night_bikes.####.png")

@@ -1,6 +1,7 @@
 """Checkpoint round trip and every refusal of a bad file, with one-line messages."""
 from __future__ import annotations
 
+import ast
 import json
 import re
 from pathlib import Path
@@ -185,11 +186,23 @@ def test_meta_validation_on_save(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def _weights_only_torch_loads(source: str) -> int:
+    """Calls ``torch.load(..., weights_only=True)``: the only unpickling allowed (user .pth VGG weights)."""
+    return sum(1 for node in ast.walk(ast.parse(source))
+               if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "load"
+               and isinstance(node.func.value, ast.Name) and node.func.value.id == "torch"
+               and any(k.arg == "weights_only" and isinstance(k.value, ast.Constant) and k.value.value is True
+                       for k in node.keywords))
+
+
 def test_no_pickle_anywhere_in_the_package() -> None:
     root = Path(__file__).resolve().parents[1]
-    pattern = re.compile(r"torch\.load\b|\bimport pickle\b|\bpickle\.[a-z]|\bdill\b|"
+    pattern = re.compile(r"\bimport pickle\b|\bpickle\.[a-z]|\bdill\b|"
                          r"weights_only\s*=\s*False|allow_pickle\s*=\s*True")
     sources = [p for folder in ("colorpipeline", "models", "server") for p in (root / folder).rglob("*.py")]
     assert any(p.name == "checkpoint.py" for p in sources)
     for source in sources:
-        assert not pattern.search(source.read_text()), source
+        text = source.read_text()
+        assert not pattern.search(text), source
+        # every mention of torch.load must be a weights-only call (no aliases, no other calls)
+        assert len(re.findall(r"torch\.load\b", text)) == _weights_only_torch_loads(text), source

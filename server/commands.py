@@ -1,0 +1,43 @@
+"""Subcommands beyond enhance/info: sample-data, evaluate, demo (glue only; work lives elsewhere)."""
+from __future__ import annotations
+
+import argparse
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    from nightgrade.server import evaluate, sample_data
+
+    p = sub.add_parser("sample-data", help="build training and paired evaluation frames from packaged footage")
+    sample_data.add_arguments(p)
+    p.set_defaults(func=sample_data.run)
+
+    p = sub.add_parser("evaluate", help="score the model and baselines on paired clips (PSNR, SSIM, flicker)")
+    evaluate.add_arguments(p)
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("demo", help="enhance the shipped sample clip with the shipped model")
+    p.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    p.add_argument("--frames", help="a frame range of the clip (default: all 24 frames, 150-173)")
+    p.set_defaults(func=_demo)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from nightgrade.server import evaluate
+    from nightgrade.server.defaults import resolve_weights
+    from nightgrade.server.model_methods import engine_method
+
+    methods, descriptions = {}, {}
+    if not args.baselines_only:
+        methods["nightgrade"], descriptions["nightgrade"] = engine_method(resolve_weights(args.weights), args.device)
+        if args.baseline_weights:
+            methods["cyclegan-3ch"], descriptions["cyclegan-3ch"] = engine_method(
+                resolve_weights(args.baseline_weights), args.device)
+    return evaluate.run(args, methods, descriptions)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from nightgrade.server.demo import run_demo
+
+    return run_demo(args.out, args.device, args.frames)

@@ -1,0 +1,56 @@
+"""`make demo` / `nightgrade demo`: the shipped model on the shipped night clip, with a contact sheet."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from nightgrade.colorpipeline.errors import InputError
+from nightgrade.colorpipeline.imageio import read_frame
+from nightgrade.server.defaults import resolve_weights, sample_clip_pattern
+from nightgrade.server.render import RenderOptions, render_sequence
+
+
+def contact_sheet(pairs: list[tuple[int, np.ndarray, np.ndarray]], width: int = 480) -> np.ndarray:
+    """Rows of (input | enhanced) for a few frames, labelled; uint8 RGB."""
+    rows = []
+    for number, before, after in pairs:
+        cells = []
+        for label, image in ((f"input {number}", before), (f"NightGrade {number}", after)):
+            height = round(image.shape[0] * width / image.shape[1])
+            cell = cv2.resize(np.clip(image, 0, 1), (width, height), interpolation=cv2.INTER_AREA)
+            cell = (cell * 255 + 0.5).astype(np.uint8)
+            cv2.putText(cell, label, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2, cv2.LINE_AA)
+            cells.append(cell)
+        rows.append(np.concatenate(cells, axis=1))
+    return np.concatenate(rows, axis=0)
+
+
+def run_demo(out: str, device: str = "auto", frames: str | None = None) -> int:
+    pattern = sample_clip_pattern()
+    weights = resolve_weights(None)
+    frames_dir = Path(out) / "enhanced"
+    print(f"NightGrade demo: enhancing the shipped night clip {pattern}\n  with the shipped model {weights}")
+    started = time.perf_counter()
+    summary = render_sequence(RenderOptions(pattern, str(frames_dir) + os.sep, frames=frames, device=device))
+    first, last = summary["frames"]
+    picks = sorted({first, (first + last) // 2, last})
+    pairs = []
+    for number in picks:
+        source = pattern.replace("####", f"{number:04d}")
+        result = frames_dir / os.path.basename(source)
+        if not result.is_file():
+            raise InputError(f"demo output {result} is missing")
+        pairs.append((number, read_frame(source).rgb, read_frame(str(result)).rgb))
+    sheet_path = Path(out) / "contact-sheet.png"
+    sheet = contact_sheet(pairs)
+    tmp = sheet_path.with_name(".contact-sheet.tmp.png")
+    cv2.imwrite(str(tmp), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    os.replace(tmp, sheet_path)
+    print(f"  {summary['frames_written']} frames ({summary['width']}x{summary['height']}) in "
+          f"{time.perf_counter() - started:.1f} s on {summary['device']}\n"
+          f"  enhanced frames: {frames_dir.resolve()}\n  contact sheet:   {sheet_path.resolve()}")
+    return 0

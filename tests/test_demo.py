@@ -1,0 +1,45 @@
+"""The shipped model and sample clip, and `nightgrade demo` (README's main command) on part of the clip."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from nightgrade.colorpipeline.imageio import read_frame
+from nightgrade.colorpipeline.sequence import resolve_input
+from nightgrade.models.checkpoint import load_checkpoint
+from nightgrade.server.cli import main
+from nightgrade.server.defaults import resolve_weights, sample_clip_pattern
+
+_LUMA = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
+
+
+def test_shipped_model_is_valid_and_small() -> None:
+    path = Path(resolve_weights(None))
+    assert path.stat().st_size <= 20 * 2**20
+    meta = load_checkpoint(path).meta
+    assert meta.generator.in_channels == 6
+    assert meta.colorspace == "sRGB Encoded Rec.709 (sRGB)"
+    assert meta.training["steps"] > 0 and "data" in meta.training
+
+
+def test_shipped_clip_is_a_dark_sequence() -> None:
+    spec = resolve_input(sample_clip_pattern())
+    assert len(spec.frames) == 24
+    frame = read_frame(spec.path_for(spec.frames[0]))
+    assert (frame.width, frame.height) == (640, 272)
+    assert float(frame.rgb.mean()) < 0.25
+
+
+def test_demo_brightens_the_clip(tmp_path: Path, capsys) -> None:
+    assert main(["demo", "--out", str(tmp_path), "--frames", "150-151", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "contact sheet" in out
+    sheet = read_frame(str(tmp_path / "contact-sheet.png"))
+    assert sheet.width == 960  # input | enhanced, 480 px each
+    for number in (150, 151):
+        before = read_frame(sample_clip_pattern().replace("####", f"{number:04d}")).rgb
+        after = read_frame(str(tmp_path / "enhanced" / f"night_bikes.{number:04d}.png")).rgb
+        assert after.shape == before.shape
+        # a trained low->normal model must lift a 3-stops-under clip clearly
+        assert float((after @ _LUMA).mean()) > 1.5 * float((before @ _LUMA).mean())
