@@ -11,7 +11,7 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +58,19 @@ class Timing:
     def describe(self) -> str:
         wall = f"{self.best:.2f} s" if len(self.wall) == 1 else f"{self.best:.2f} s (median {self.median:.2f})"
         return f"{self.cpu_best:.2f} s CPU, {wall} wall" + (f", n={len(self.wall)}" if len(self.wall) > 1 else "")
+
+
+def cpu_ratio(num: Timing, den: Timing) -> float:
+    return num.cpu_best / den.cpu_best
+
+
+def wall_ratio(num: Timing, den: Timing) -> float:
+    return num.best / den.best
+
+
+def max_spread(timings: Iterable[Timing | None]) -> float:
+    """The largest repeat-to-repeat difference among ``timings`` (None entries are skipped)."""
+    return max((t.spread for t in timings if t is not None), default=0.0)
 
 
 def time_once(fn: Callable[[], object]) -> Timing:

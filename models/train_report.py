@@ -3,7 +3,6 @@ and sample grids (input | output | cycle) of fixed low-light patches."""
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -13,6 +12,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from nightgrade.colorpipeline.atomic import atomic_target
 from nightgrade.models.patches import sample_patches
 
 if TYPE_CHECKING:
@@ -89,10 +89,9 @@ class TrainReport:
             ax.legend()
         fig.tight_layout()
         path = self.out / "losses.png"
-        tmp = self.out / ".losses.tmp.png"
-        fig.savefig(tmp, dpi=100)
+        with atomic_target(path) as tmp:
+            fig.savefig(tmp, dpi=100)
         plt.close(fig)
-        os.replace(tmp, path)
         return path
 
 
@@ -108,9 +107,8 @@ def _to_image(t: torch.Tensor) -> np.ndarray:
 
 
 def _write_png(path: Path, rgb: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    os.replace(tmp, path)
+    with atomic_target(path) as tmp:
+        cv2.imwrite(tmp, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
 
 
 def _truncate_log(path: Path, step: int) -> None:
@@ -120,7 +118,5 @@ def _truncate_log(path: Path, step: int) -> None:
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
     keep = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= step] if rows else []
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic_target(path) as tmp, open(tmp, "w", newline="") as f:
         csv.writer(f).writerows(keep)
-    os.replace(tmp, path)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from nightgrade.colorpipeline.atomic import atomic_target
 from nightgrade.colorpipeline.errors import ModelError, OutputError
 
 STATE_KEY = "nightgrade-train"
@@ -45,13 +45,10 @@ def save_train_state(path: str | os.PathLike[str], nets: dict[str, torch.nn.Modu
         tensors.update(opt_tensors)
     tensors.update({f"extra/{k}": v.detach().clone().contiguous() for k, v in extra.items()})
     header = {"version": STATE_VERSION, "optimizers": groups, **meta}
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        save_file(tensors, str(tmp), metadata={STATE_KEY: json.dumps(header)})
-        os.replace(tmp, path)
+        with atomic_target(path) as tmp:
+            save_file(tensors, tmp, metadata={STATE_KEY: json.dumps(header)})
     except OSError as err:
-        tmp.unlink(missing_ok=True)
         raise OutputError(f"cannot write training state {path}: {err.strerror or err}") from err
 
 

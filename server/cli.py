@@ -11,9 +11,13 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from nightgrade.colorpipeline.errors import NightGradeError
 from nightgrade.server import commands, train_cli
+
+if TYPE_CHECKING:
+    from nightgrade.server.render import RenderOptions
 
 
 class _Parser(argparse.ArgumentParser):
@@ -43,6 +47,16 @@ def _add_enhance(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bit-depth", help="output depth: half, float, uint8, uint10, uint16 (default: input's or format's)")
     p.add_argument("--compression", help="EXR/TIFF compression, e.g. zip, piz, dwaa, none")
     p.add_argument("--compile", action="store_true", help="torch.compile the generator (slow start, faster frames)")
+    t = p.add_argument_group("temporal smoothing (paper Sec. 3.4)")
+    t.add_argument("--temporal", action="store_true",
+                   help="average motion-compensated neighbouring frames against flicker; with --frames, "
+                        "up to --radius handle frames outside the range are read too")
+    t.add_argument("--radius", type=int, help="neighbours on each side, 0..6 (default 6)")
+    t.add_argument("--max-motion", type=float,
+                   help="full-resolution pixels of motion beyond which a neighbour is not used (default 256)")
+    t.add_argument("--cache-mb", type=int, help="memory for enhanced frames in MB (default: the whole window)")
+    t.add_argument("--cache-dir",
+                   help="folder for a disk cache of enhanced frames that farm chunks share (created if missing)")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_enhance)
@@ -55,7 +69,26 @@ def _add_info(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_info)
 
 
+def _add_colorspaces(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("colorspaces", help="list the colourspaces and roles of the OCIO config")
+    p.add_argument("--ocio-config", help="OCIO config path (default: $OCIO, else ocio://studio-config-latest)")
+    p.set_defaults(func=_cmd_colorspaces)
+
+
+def _cmd_colorspaces(args: argparse.Namespace) -> int:
+    from nightgrade.colorpipeline import color
+
+    for line in color.describe_colorspaces(color.ColorConfig(args.ocio_config)):
+        print(line)
+    return 0
+
+
+_TEMPORAL_FLAGS = {"radius": "--radius", "max_motion": "--max-motion", "cache_mb": "--cache-mb",
+                   "cache_dir": "--cache-dir"}
+
+
 def _cmd_enhance(args: argparse.Namespace) -> int:
+    from nightgrade.colorpipeline.errors import UsageError
     from nightgrade.server.render import RenderOptions, render_sequence
 
     opts = RenderOptions(
@@ -65,13 +98,32 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
         stride=args.stride, batch=args.batch, device=args.device, mix=args.mix,
         bit_depth=args.bit_depth, compression=args.compression, compile=args.compile,
     )
-    summary = render_sequence(opts, show_progress=not (args.quiet or args.json))
+    show_progress = not (args.quiet or args.json)
+    if args.temporal:
+        summary = _render_temporal(opts, args, show_progress)
+    else:
+        given = [flag for name, flag in _TEMPORAL_FLAGS.items() if getattr(args, name) is not None]
+        if given:
+            raise UsageError(f"{', '.join(given)} only apply to temporal renders: add --temporal or leave them out")
+        summary = render_sequence(opts, show_progress=show_progress)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
+        temporal = (f"; {summary['generator_passes']} generator passes, cache hit rate "
+                    f"{summary['cache']['hit_rate']:.0%}") if args.temporal else ""
         print(f"wrote {summary['frames_written']} frame(s) to {summary['output']} "
-              f"({summary['seconds']:.1f} s, {summary['frames_per_second']:.3f} frames/s)")
+              f"({summary['seconds']:.1f} s, {summary['frames_per_second']:.3f} frames/s{temporal})")
     return 0
+
+
+def _render_temporal(opts: RenderOptions, args: argparse.Namespace, show_progress: bool) -> dict:
+    from nightgrade.colorpipeline.temporal import DEFAULT_MAX_MOTION, MAX_RADIUS, TemporalConfig
+    from nightgrade.server.temporal_render import TemporalRenderConfig, render_temporal
+
+    window = TemporalConfig(radius=MAX_RADIUS if args.radius is None else args.radius,
+                            max_motion=DEFAULT_MAX_MOTION if args.max_motion is None else args.max_motion)
+    cfg = TemporalRenderConfig(window=window, cache_mb=args.cache_mb, cache_dir=args.cache_dir)
+    return render_temporal(opts, cfg, show_progress=show_progress)
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -94,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_enhance(sub)
     _add_info(sub)
+    _add_colorspaces(sub)
     train_cli.add_parser(sub)
     commands.add_parsers(sub)
     return parser

@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from nightgrade.colorpipeline.atomic import atomic_target
 from nightgrade.colorpipeline.errors import InputError
 from nightgrade.colorpipeline.imageio import read_frame
 from nightgrade.server.defaults import resolve_weights, sample_clip_pattern
@@ -46,10 +47,8 @@ def run_demo(out: str, device: str = "auto", frames: str | None = None) -> int:
             raise InputError(f"demo output {result} is missing")
         pairs.append((number, read_frame(source).rgb, read_frame(str(result)).rgb))
     sheet_path = Path(out) / "contact-sheet.png"
-    sheet = contact_sheet(pairs)
-    tmp = sheet_path.with_name(".contact-sheet.tmp.png")
-    cv2.imwrite(str(tmp), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
-    os.replace(tmp, sheet_path)
+    with atomic_target(sheet_path) as tmp:
+        cv2.imwrite(tmp, cv2.cvtColor(contact_sheet(pairs), cv2.COLOR_RGB2BGR))
     print(f"  {summary['frames_written']} frames ({summary['width']}x{summary['height']}) in "
           f"{time.perf_counter() - started:.1f} s on {summary['device']}\n"
           f"  enhanced frames: {frames_dir.resolve()}\n  contact sheet:   {sheet_path.resolve()}")

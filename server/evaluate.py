@@ -29,6 +29,7 @@ import numpy as np
 
 from nightgrade.colorpipeline import metrics
 from nightgrade.colorpipeline.baselines import gamma_clahe_nlm, histogram_matcher, identity
+from nightgrade.colorpipeline.atomic import atomic_target
 from nightgrade.colorpipeline.errors import InputError, ModelError, OutputError
 from nightgrade.colorpipeline.frame import Frame
 from nightgrade.colorpipeline.imageio import WriteOptions, read_frame, write_frame
@@ -332,18 +333,12 @@ def _machine() -> str:
 
 
 def _write_text(path: str, text: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    temp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp")
     try:
-        os.makedirs(folder, exist_ok=True)
-        with open(temp, "w", encoding="utf-8") as handle:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with atomic_target(path) as temp, open(temp, "w", encoding="utf-8") as handle:
             handle.write(text)
-        os.replace(temp, path)
     except OSError as err:
         raise OutputError(f"cannot write {path}: {err.strerror or err}") from err
-    finally:
-        if os.path.exists(temp):
-            os.remove(temp)
 
 
 def _report_progress(clip: str, done: int, total: int) -> None:

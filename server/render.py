@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import OpenImageIO as oiio
 
 from nightgrade.colorpipeline import color
 from nightgrade.colorpipeline.errors import OutputError, UsageError
 from nightgrade.colorpipeline.frame import Frame
-from nightgrade.colorpipeline.imageio import (WriteOptions, check_output, probe_sequence, read_frame,
-                                              read_header, write_frame)
+from nightgrade.colorpipeline.imageio import (SequenceInfo, WriteOptions, check_output, probe_sequence,
+                                              read_frame, read_header, write_frame)
 from nightgrade.colorpipeline.sequence import SequenceSpec, output_path_for, resolve_input
 from nightgrade.colorpipeline.tiles import TileConfig, plan_tiles
 from nightgrade.models.engine import Engine, EngineConfig
@@ -81,7 +82,7 @@ def plan_colours(opts: RenderOptions, first_path: str, working_name: str) -> Col
     chroma = header.getattribute("chromaticities")
     source = color.resolve_colorspace(
         config, opts.input_colorspace, header.get_string_attribute("oiio:ColorSpace", ""),
-        os.path.splitext(first_path)[1], is_float=header.format.basetype in (_FLOAT_BASETYPES),
+        os.path.splitext(first_path)[1], is_float=header.format.basetype in (oiio.HALF, oiio.FLOAT, oiio.DOUBLE),
         chromaticities=chroma, source=first_path)
     working = color.canonical_name(config, working_name, origin="the checkpoint's working space",
                                    fix="use an OCIO config that defines it (--ocio-config)")
@@ -91,25 +92,50 @@ def plan_colours(opts: RenderOptions, first_path: str, working_name: str) -> Col
 
 
 def tile_config_for(opts: RenderOptions, engine: Engine) -> TileConfig:
-    """Checkpoint geometry, overridden by the user's full-resolution sizes, scaled for proxies."""
-    full = TileConfig(local=opts.tile or engine.tiles.local, region=opts.region or max(engine.tiles.region,
-                      opts.tile or 0), stride=opts.stride if opts.stride is not None else
-                      (None if opts.tile else engine.tiles.stride))
-    if full.local % engine.size_multiple:
-        raise UsageError(f"--tile {full.local} does not suit this model: use a multiple of {engine.size_multiple}")
-    return full.scaled(opts.scale, engine.size_multiple) if opts.scale != 1.0 else full
+    """Checkpoint geometry, overridden by the user's full-resolution sizes, scaled for proxies.
+
+    A user tile size without a region size keeps the checkpoint's region/local ratio: the
+    generator learned its context at that ratio (Sec. 3.1).
+    """
+    ckpt = engine.tiles
+    local = opts.tile or ckpt.local
+    region = opts.region or max(local, round(local * ckpt.region / ckpt.local))
+    stride = opts.stride if opts.stride is not None else (None if opts.tile else ckpt.stride)
+    full = TileConfig(local=local, region=region, stride=stride)
+    multiple, smallest = engine.size_multiple, engine.generator_config.min_size
+    if full.local % multiple or full.local < smallest:
+        raise UsageError(f"--tile {full.local} does not suit this model: use a multiple of {multiple} "
+                         f"of at least {smallest}")
+    if opts.scale == 1.0:
+        return full
+    scaled = full.scaled(opts.scale, multiple)
+    if scaled.local < smallest:  # very small proxies: keep the smallest tile the network accepts
+        scaled = TileConfig(local=smallest, region=max(smallest, scaled.region), stride=scaled.stride)
+    return scaled
+
+
+def to_working(frame: Frame, colours: ColourPlan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Steps 2-3: (working-space RGB, the part in [0, 1] the model sees, the excess carried around it)."""
+    working = color.convert(frame.rgb, colours.input, colours.working, colours.config)
+    in_range, excess = color.split_highlights(working)
+    return working, in_range, excess
+
+
+def finish_frame(frame: Frame, enhanced: np.ndarray, working: np.ndarray, excess: np.ndarray,
+                 colours: ColourPlan, mix: float) -> Frame:
+    """Step 5: add the excess back, mix with the input, convert to the output colourspace."""
+    out = color.restore_highlights(enhanced, excess)
+    if mix != 1.0:
+        out = mix * out + (1.0 - mix) * working
+    out = color.convert(out, colours.working, colours.output, colours.config)
+    return frame.with_rgb(out).with_colorspace(colours.output)
 
 
 def enhance_frame(frame: Frame, engine: Engine, colours: ColourPlan, tiles: TileConfig, mix: float,
                   progress: Any = None) -> Frame:
     """One frame through steps 2-5 of the module docstring (no I/O)."""
-    working = color.convert(frame.rgb, colours.input, colours.working, colours.config)
-    in_range, excess = color.split_highlights(working)
-    enhanced = color.restore_highlights(engine.enhance(in_range, tiles, progress), excess)
-    if mix != 1.0:
-        enhanced = mix * enhanced + (1.0 - mix) * working
-    out = color.convert(enhanced, colours.working, colours.output, colours.config)
-    return frame.with_rgb(out).with_colorspace(colours.output)
+    working, in_range, excess = to_working(frame, colours)
+    return finish_frame(frame, engine.enhance(in_range, tiles, progress), working, excess, colours, mix)
 
 
 def _make_output_folder(path: str) -> None:
@@ -127,17 +153,61 @@ def _proxy(frame: Frame, scale: float) -> Frame:
     return frame.resized(max(1, round(frame.width * scale)), max(1, round(frame.height * scale)))
 
 
-def render_sequence(opts: RenderOptions, show_progress: bool = True) -> dict[str, Any]:
-    """Render every frame of ``opts.input`` to ``opts.output``; returns a JSON-able summary.
+@dataclass(frozen=True, eq=False)
+class RenderSetup:
+    """Everything resolved before the first generator pass, shared by plain and temporal renders.
 
-    Everything that can be checked before the first generator pass is: all input headers
-    (missing frames, size changes), the output path and format, weights, colourspaces.
+    ``spec`` is the sequence read; ``output_frames`` (written to ``outputs``) are all of it or,
+    for a temporal render with handles, the requested part.
     """
-    started = time.perf_counter()
-    spec: SequenceSpec = resolve_input(opts.input, opts.frames)
+
+    opts: RenderOptions
+    spec: SequenceSpec
+    info: SequenceInfo
+    output_frames: tuple[int, ...]
+    outputs: tuple[str, ...]
+    write_options: WriteOptions
+    weights: str
+    engine: Engine
+    colours: ColourPlan
+    tiles: TileConfig
+    width: int
+    height: int
+    tiles_per_frame: int
+
+    def read(self, frame_number: int) -> Frame:
+        """One input frame, checked against the sequence and resized for proxies."""
+        return _proxy(read_frame(self.spec.path_for(frame_number), frame=frame_number, expect=self.info),
+                      self.opts.scale)
+
+    def summary(self, seconds: float, frames_written: int) -> dict[str, Any]:
+        spec, engine, tiles, colours = self.spec, self.engine, self.tiles, self.colours
+        written = self.output_frames
+        return {
+            "input": spec.display_pattern, "output": self.opts.output, "frames": [written[0], written[-1]],
+            "frames_written": frames_written, "seconds": round(seconds, 3),
+            "frames_per_second": round(frames_written / seconds, 4) if seconds > 0 else 0.0,
+            "width": self.width, "height": self.height, "scale": self.opts.scale,
+            "weights": self.weights, "model": f"{engine.meta.model_name} {engine.meta.model_version}",
+            "device": str(engine.device), "batch_size": engine.batch_size_for(tiles.local),
+            "tiles": dataclasses.asdict(tiles) | {"per_frame": self.tiles_per_frame},
+            "colorspaces": {"input": colours.input, "working": colours.working, "output": colours.output},
+            "mix": self.opts.mix,
+        }
+
+
+def prepare_render(opts: RenderOptions, frames: str | None = None) -> RenderSetup:
+    """Check everything that can be checked before rendering: all input headers (missing frames,
+    size changes), the output path and format, weights, colourspaces and tile geometry.
+
+    ``frames`` overrides ``opts.frames`` for the sequence probed (a temporal render probes the
+    handle frames around the requested range too); outputs are planned for ``opts.frames`` only.
+    """
+    spec: SequenceSpec = resolve_input(opts.input, opts.frames if frames is None else frames)
+    requested = spec if frames is None else resolve_input(opts.input, opts.frames)
     info = probe_sequence(spec)
     write_options = WriteOptions(bit_depth=opts.bit_depth, compression=opts.compression)
-    outputs = [output_path_for(opts.output, spec, f) for f in spec.frames]
+    outputs = tuple(output_path_for(opts.output, requested, f) for f in requested.frames)
     _make_output_folder(outputs[0])
     check_output(outputs[0], write_options, info)
     weights = resolve_weights(opts.weights)
@@ -146,27 +216,19 @@ def render_sequence(opts: RenderOptions, show_progress: bool = True) -> dict[str
     colours = plan_colours(opts, spec.path_for(spec.frames[0]), engine.meta.colorspace)
     tiles = tile_config_for(opts, engine)
     height, width = max(1, round(info.height * opts.scale)), max(1, round(info.width * opts.scale))
-    tiles_per_frame = plan_tiles(height, width, tiles).count
-    with TileProgress(len(spec.frames), tiles_per_frame, enabled=show_progress) as progress:
-        for frame_number, out_path in zip(spec.frames, outputs):
-            frame = _proxy(read_frame(spec.path_for(frame_number), frame=frame_number, expect=info), opts.scale)
+    return RenderSetup(opts, spec, info, requested.frames, outputs, write_options, weights, engine, colours, tiles,
+                       width, height, plan_tiles(height, width, tiles).count)
+
+
+def render_sequence(opts: RenderOptions, show_progress: bool = True) -> dict[str, Any]:
+    """Render every frame of ``opts.input`` to ``opts.output``; returns a JSON-able summary."""
+    started = time.perf_counter()
+    setup = prepare_render(opts)
+    with TileProgress(len(setup.spec.frames), setup.tiles_per_frame, enabled=show_progress) as progress:
+        for frame_number, out_path in zip(setup.output_frames, setup.outputs):
+            frame = setup.read(frame_number)
             progress.start_frame(frame_number)
-            write_frame(out_path, enhance_frame(frame, engine, colours, tiles, opts.mix, progress.tiles_done),
-                        write_options)
+            write_frame(out_path, enhance_frame(frame, setup.engine, setup.colours, setup.tiles, opts.mix,
+                                                progress.tiles_done), setup.write_options)
             progress.end_frame()
-    seconds = time.perf_counter() - started
-    return {
-        "input": spec.display_pattern, "output": opts.output, "frames": [spec.frames[0], spec.frames[-1]],
-        "frames_written": len(spec.frames), "seconds": round(seconds, 3),
-        "frames_per_second": round(len(spec.frames) / seconds, 4) if seconds > 0 else 0.0,
-        "width": width, "height": height, "scale": opts.scale,
-        "weights": weights, "model": f"{engine.meta.model_name} {engine.meta.model_version}",
-        "device": str(engine.device), "batch_size": engine.batch_size_for(tiles.local),
-        "tiles": dataclasses.asdict(tiles) | {"per_frame": tiles_per_frame},
-        "colorspaces": {"input": colours.input, "working": colours.working, "output": colours.output},
-        "mix": opts.mix,
-    }
-
-
-_FLOAT_BASETYPES = tuple(
-    getattr(__import__("OpenImageIO"), name) for name in ("HALF", "FLOAT", "DOUBLE"))
+    return setup.summary(time.perf_counter() - started, len(setup.spec.frames))

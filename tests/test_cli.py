@@ -139,3 +139,11 @@ def test_console_script_exit_code(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=120, env={**os.environ, "NIGHTGRADE_DEBUG": ""})
     assert result.returncode == 3, result.stderr
     _assert_one_line_error(result.stderr)
+
+
+def test_colorspaces_lists_the_config_and_rejects_a_bad_one(capsys) -> None:
+    code, out, _ = _run(["colorspaces"], capsys)
+    assert code == 0 and "ACEScg" in out and "aliases" in out
+    code, _, err = _run(["colorspaces", "--ocio-config", "/nonexistent/config.ocio"], capsys)
+    assert code == 6
+    _assert_one_line_error(err, "/nonexistent/config.ocio")

@@ -11,6 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
+from nightgrade.colorpipeline.errors import UsageError
+from nightgrade.colorpipeline.tiles import TileConfig
 from nightgrade.models.engine import Engine
 from nightgrade.server.render import RenderOptions, render_sequence
 from tests.conftest import read_image, write_image
@@ -127,3 +129,17 @@ def test_option_validation(options: dict, message: str) -> None:
 
     with pytest.raises(UsageError, match=message):
         RenderOptions("in.exr", "out.exr", **options)
+
+
+def test_tile_overrides_keep_the_checkpoint_ratio_and_scale_for_proxies(tiny_weights: str) -> None:
+    from nightgrade.server.render import tile_config_for
+
+    engine = Engine.from_checkpoint(tiny_weights)  # tiles 64 / 160 / 32
+    assert tile_config_for(RenderOptions("i", "o"), engine) == TileConfig(64, 160, 32)
+    assert tile_config_for(RenderOptions("i", "o", tile=32), engine) == TileConfig(32, 80, None)
+    assert tile_config_for(RenderOptions("i", "o", tile=32, region=200), engine) == TileConfig(32, 200, None)
+    assert tile_config_for(RenderOptions("i", "o", scale=0.5), engine) == TileConfig(32, 80, 16)
+    tiny = tile_config_for(RenderOptions("i", "o", scale=0.01), engine)
+    assert tiny.local == engine.generator_config.min_size
+    with pytest.raises(UsageError, match="--tile 36"):
+        tile_config_for(RenderOptions("i", "o", tile=36), engine)

@@ -1,0 +1,289 @@
+"""Temporal render, ``nightgrade enhance --temporal``: the per-frame path plus paper Sec. 3.4.
+
+Every output frame ``t`` is rendered in order, in four steps:
+
+1. **Enhanced window.** The enhanced frames ``t - N .. t + N`` (``N`` = radius, fewer at the ends
+   of the sequence) come from a :class:`FrameCache`. A frame missing there is read, converted to
+   the working space and sent through the generator (``render.to_working``, ``Engine.enhance``),
+   then cached. What is cached is the generator's output for the in-range part, before the
+   highlights are restored. Its key is ``frame_key`` of exactly the pixels the generator saw, the
+   model digest and every other setting that changes the generator's output (tile geometry and
+   the engine's precision, device kind, memory layout and compilation). Keying on the generator's
+   input rather than on the file keeps the key right whatever changed upstream (colourspaces, the
+   contents of an OCIO config, the proxy scale, the reader): same input, same output. With the
+   default cache budget, which holds the whole window, a render in order sends each source frame
+   through the generator once.
+2. **Motion.** Dense flow from ``t`` to each neighbour and back (``motion.estimate_flow``),
+   computed on the enhanced frames: they are clean, and the noisy source is not. The two flows
+   give the forward-backward occlusion mask (``motion.occlusion_mask``); a pixel lost at one
+   distance is treated as lost at every greater distance on that side (:func:`lost_beyond`).
+3. **Average.** ``temporal.temporal_average`` over the adaptive window. Its motion thresholds are
+   in full-resolution pixels, so it is given the proxy ``scale``.
+4. **Finish.** Highlights restored, mix, output colourspace and atomic write, exactly as in the
+   per-frame path (``render.finish_frame``).
+
+Flow cost: every unordered pair of frames within the radius needs its flow both ways. One
+direction is the forward flow of one centre and the backward flow (occlusion test) of the other;
+the other direction is the reverse. A pair is estimated once, when its earlier frame is the
+centre, and the later frame's (flow, occlusion) entry is kept until that frame becomes the centre.
+That makes 2N flow estimates per output frame instead of 4N. The store holds at most N(N+1)/2
+entries of H x W x 2 float32 plus an H x W bool mask: 21 entries at N = 6, about 175 MB at
+1280x720 and 1.6 GB at UHD (four times that at 8K). ``cache_flows=False`` frees that memory and
+doubles the flow estimates.
+
+Farm chunks (``--frames``): the window reaches up to N frames past each end of the range. Those
+handle frames are read as far as the sequence on disk continues. Each frame of a chunk then has
+the same window, enhanced frames, flows and output pixels as in a render of the whole sequence.
+Handles cost up to 2N extra generator passes per chunk, unless a shared ``cache_dir`` already
+holds them.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from nightgrade.colorpipeline.errors import OutputError, UsageError
+from nightgrade.colorpipeline.imageio import write_frame
+from nightgrade.colorpipeline.motion import FlowConfig, estimate_flow, occlusion_mask
+from nightgrade.colorpipeline.sequence import SequenceSpec, resolve_input
+from nightgrade.colorpipeline.temporal import TemporalConfig, temporal_average, window_offsets
+from nightgrade.server.frame_cache import FrameCache, frame_key
+from nightgrade.server.progress import TileProgress
+from nightgrade.server.render import RenderOptions, RenderSetup, finish_frame, prepare_render, to_working
+
+MB = 2**20
+# Forward-backward test constants of motion.occlusion_mask (Sundaram et al. 2010, eq. 5).
+_OCCLUSION_BETA = 0.5
+
+
+@dataclass(frozen=True)
+class TemporalRenderConfig:
+    """``window``: the Sec. 3.4 settings; ``flow``: the motion estimator; ``cache_mb``: memory
+    for enhanced frames (None: the window, 2N + 2 frames; 0: none, so every use runs the
+    generator); ``cache_dir``: a disk tier for enhanced frames that other renders (farm chunks)
+    share; ``cache_flows``: keep each pair's reverse flow for the later frame (module doc)."""
+
+    window: TemporalConfig = field(default_factory=TemporalConfig)
+    flow: FlowConfig = field(default_factory=FlowConfig)
+    cache_mb: int | None = None
+    cache_dir: str | None = None
+    cache_flows: bool = True
+
+    def __post_init__(self) -> None:
+        if self.cache_mb is not None and (isinstance(self.cache_mb, bool) or not isinstance(self.cache_mb, int)
+                                          or self.cache_mb < 0):
+            raise UsageError(f"--cache-mb {self.cache_mb!r} is not a whole number of megabytes >= 0; "
+                             "leave it out to hold the temporal window")
+
+
+def window_extent(spec: SequenceSpec, radius: int) -> tuple[int, int]:
+    """First and last source frame a temporal render of ``spec.frames`` reads: the range widened
+    by up to ``radius`` handle frames on each side, as far as the sequence continues on disk."""
+    first, last = spec.frames[0], spec.frames[-1]
+    if spec.single_file:
+        return first, last
+    low, high = first, last
+    while low > 0 and first - low < radius and os.path.isfile(spec.path_for(low - 1)):
+        low -= 1
+    while high - last < radius and os.path.isfile(spec.path_for(high + 1)):
+        high += 1
+    return low, high
+
+
+def enhancement_params(setup: RenderSetup) -> dict[str, Any]:
+    """Everything besides the generator's input and weights that changes its output pixels."""
+    engine = setup.engine
+    return {
+        "cached": "generator output for the in-range working image",
+        "tiles": dataclasses.asdict(setup.tiles),
+        "generator": dataclasses.asdict(engine.generator_config),
+        "device": engine.device.type,
+        "precision": str(engine.dtype),
+        "channels_last": engine.channels_last,
+        "compile": engine.config.compile,
+    }
+
+
+def occlusion_beta(shape: tuple[int, int], cfg: FlowConfig) -> float:
+    """The occlusion test's beta (px^2) for flows of a ``shape`` frame: ``estimate_flow`` ends at
+    a working resolution reduced by s and scales its vectors up by s, so the tolerance scales by
+    s^2 (see ``motion.occlusion_mask``)."""
+    side = cfg.refine_max_side if cfg.wavelet_refine else cfg.max_side
+    factor = max(1.0, max(shape) / side)
+    return _OCCLUSION_BETA * factor * factor
+
+
+def lost_beyond(occlusions: Mapping[int, np.ndarray]) -> dict[int, np.ndarray]:
+    """Occlusion masks by offset, each also True where a nearer neighbour on the same side lost the
+    pixel: content that has left the frame or gone behind something at t + 1 has no reliable match
+    at t + 2 either, and there the estimator's flow points at whatever looks alike. (Content that
+    reappears after a brief occlusion is given up: less denoising there rather than a risk of a ghost.)"""
+    out: dict[int, np.ndarray] = {}
+    for side in (-1, 1):
+        lost: np.ndarray | None = None
+        for k in sorted((k for k in occlusions if k * side > 0), key=abs):
+            lost = occlusions[k] if lost is None else lost | occlusions[k]
+            out[k] = lost
+    return out
+
+
+class EnhancedFrames:
+    """Step 1 of the module doc: enhanced working-space frames by frame number, through the
+    generator only when the cache does not hold them; counts generator passes and times them."""
+
+    def __init__(self, setup: RenderSetup, cache: FrameCache, progress: TileProgress | None = None) -> None:
+        self._setup, self._cache, self._progress = setup, cache, progress
+        self._params = enhancement_params(setup)
+        self._keys: dict[int, str] = {}
+        self.passes = 0
+        self.seconds = {"read": 0.0, "key": 0.0, "generator": 0.0}
+
+    def key(self, frame_number: int) -> str | None:
+        """The cache key of a frame already seen, else None."""
+        return self._keys.get(frame_number)
+
+    def get(self, frame_number: int) -> np.ndarray:
+        """The enhanced in-range working image of ``frame_number`` (H x W x 3 float32, read-only)."""
+        key = self._keys.get(frame_number)
+        if key is not None:
+            found = self._cache.get(key)
+            if found is not None:
+                return found
+        started = time.perf_counter()
+        _, in_range, _ = to_working(self._setup.read(frame_number), self._setup.colours)
+        self.seconds["read"] += time.perf_counter() - started
+        if key is None:
+            started = time.perf_counter()
+            key = frame_key(in_range, self._setup.engine.meta.digest, self._params)
+            self._keys[frame_number] = key
+            self.seconds["key"] += time.perf_counter() - started
+            found = self._cache.get(key)
+            if found is not None:
+                return found
+        return self._enhance(frame_number, key, in_range)
+
+    def _enhance(self, frame_number: int, key: str, in_range: np.ndarray) -> np.ndarray:
+        started = time.perf_counter()
+        progress = self._progress
+        if progress is not None:
+            progress.start_frame(frame_number)
+        enhanced = self._setup.engine.enhance(in_range, self._setup.tiles,
+                                              progress.tiles_done if progress is not None else None)
+        if progress is not None:
+            progress.end_frame()
+        self.passes += 1
+        self.seconds["generator"] += time.perf_counter() - started
+        self._cache.put(key, enhanced)
+        enhanced.flags.writeable = False  # as what the cache hands out
+        return enhanced
+
+
+class WindowFlows:
+    """Step 2 of the module doc: (flow, occlusion mask) from a centre to a neighbour, each pair of
+    frames estimated once while the later frame's entry waits in the store until it is the centre."""
+
+    def __init__(self, cfg: FlowConfig, beta: float, centres: frozenset[int], keep: bool = True) -> None:
+        self._cfg, self._beta, self._centres, self._keep = cfg, beta, centres, keep
+        self._store: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._bytes = 0
+        self.peak_bytes = 0
+        self.estimates = 0
+        self.seconds = 0.0
+
+    def get(self, centre: int, neighbour: int, frames: Mapping[int, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Flow mapping ``centre``'s pixels into ``neighbour`` and where they have no counterpart
+        there; ``frames`` holds both enhanced frames."""
+        stored = self._store.pop((centre, neighbour), None)
+        if stored is not None:
+            self._bytes -= sum(a.nbytes for a in stored)
+            return stored
+        started = time.perf_counter()
+        forward = estimate_flow(frames[centre], frames[neighbour], self._cfg)
+        backward = estimate_flow(frames[neighbour], frames[centre], self._cfg)
+        self.estimates += 2
+        occluded = occlusion_mask(forward, backward, beta=self._beta)
+        if self._keep and neighbour > centre and neighbour in self._centres:
+            entry = (backward, occlusion_mask(backward, forward, beta=self._beta))
+            self._store[(neighbour, centre)] = entry
+            self._bytes += sum(a.nbytes for a in entry)
+            self.peak_bytes = max(self.peak_bytes, self._bytes)
+        self.seconds += time.perf_counter() - started
+        return forward, occluded
+
+
+def render_temporal(opts: RenderOptions, cfg: TemporalRenderConfig = TemporalRenderConfig(),
+                    show_progress: bool = True) -> dict[str, Any]:
+    """Render ``opts.frames`` (default: the whole sequence) of ``opts.input`` with the temporal
+    window of Sec. 3.4 (steps in the module doc); returns the per-frame path's JSON-able summary
+    with the temporal settings, generator passes, flow estimates, cache statistics and timings."""
+    started = time.perf_counter()
+    radius = cfg.window.radius
+    requested = resolve_input(opts.input, opts.frames)
+    first, last = window_extent(requested, radius)
+    widened = (first, last) != (requested.frames[0], requested.frames[-1])
+    setup = prepare_render(opts, f"{first}-{last}" if widened else None)
+    frame_bytes = setup.width * setup.height * 3 * np.dtype(np.float32).itemsize
+    budget = cfg.cache_mb * MB if cfg.cache_mb is not None else (2 * radius + 2) * frame_bytes
+    if cfg.cache_dir is not None:
+        _make_folder(cfg.cache_dir)
+    cache = FrameCache(budget, cfg.cache_dir)
+    flows = WindowFlows(cfg.flow, occlusion_beta((setup.height, setup.width), cfg.flow),
+                        frozenset(setup.output_frames), keep=cfg.cache_flows)
+    seconds = {"average": 0.0, "finish_write": 0.0}
+    averaged_counts: list[float] = []
+    identical = 0
+    with TileProgress(last - first + 1, setup.tiles_per_frame, enabled=show_progress) as progress:
+        enhanced = EnhancedFrames(setup, cache, progress)
+        for t, out_path in zip(setup.output_frames, setup.outputs):
+            offsets = window_offsets(t, first, last, radius)
+            window = {t: enhanced.get(t)} | {t + k: enhanced.get(t + k) for k in offsets}
+            identical += sum(enhanced.key(t + k) == enhanced.key(t) for k in offsets)
+            motion = {k: flows.get(t, t + k, window) for k in offsets}
+            tic = time.perf_counter()
+            result, counts = temporal_average(window[t], {k: window[t + k] for k in offsets},
+                                              {k: m[0] for k, m in motion.items()},
+                                              lost_beyond({k: m[1] for k, m in motion.items()}),
+                                              cfg.window, opts.scale)
+            seconds["average"] += time.perf_counter() - tic
+            averaged_counts.append(float(counts.mean()))
+            tic = time.perf_counter()
+            frame = setup.read(t)
+            working, _, excess = to_working(frame, setup.colours)
+            write_frame(out_path, finish_frame(frame, result, working, excess, setup.colours, opts.mix),
+                        setup.write_options)
+            seconds["finish_write"] += time.perf_counter() - tic
+    written = len(setup.outputs)
+    summary = setup.summary(time.perf_counter() - started, written)
+    stats = cache.stats()
+    timings = {**enhanced.seconds, "flow": flows.seconds, **seconds}
+    summary.update({
+        "temporal": {**dataclasses.asdict(cfg.window), "flow_method": cfg.flow.method,
+                     "wavelet_refine": cfg.flow.wavelet_refine, "source_frames": [first, last],
+                     "cache_flows": cfg.cache_flows},
+        "generator_passes": enhanced.passes,
+        "generator_passes_per_frame": round(enhanced.passes / written, 4),
+        "flow_estimates": flows.estimates,
+        "flow_store_peak_bytes": flows.peak_bytes,
+        "cache": {**dataclasses.asdict(stats), "hit_rate": round(stats.hit_rate, 4), "budget_bytes": budget,
+                  "dir": cfg.cache_dir},
+        "mean_frames_averaged": round(float(np.mean(averaged_counts)), 4),
+        "identical_neighbours": identical,
+        "timings": {name: round(value, 3) for name, value in timings.items()}
+        | {"temporal_per_frame": round((flows.seconds + seconds["average"]) / written, 3),
+           "generator_per_pass": round(enhanced.seconds["generator"] / max(enhanced.passes, 1), 3)},
+    })
+    return summary
+
+
+def _make_folder(folder: str) -> None:
+    """Farm jobs name a shared cache folder before any chunk has run; the first one creates it."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"cannot create cache folder {folder}: {err.strerror}; check the path and permissions")
