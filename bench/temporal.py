@@ -14,7 +14,7 @@
     weights; the speed does not depend on them) run once on a 1280x720 frame. The UHD generator
     time is that measurement scaled by the tile count, not run (about 9x the 720p time).
 
-``python bench/temporal.py`` (about 5 minutes on 2 idle cores, 8 with ``--uhd``) replaces the
+``python bench/temporal.py`` (about 7 minutes on 2 shared cores, 9 with ``--uhd``) replaces the
 "Temporal window (issue 5)" section of docs/benchmarks.md; ``--quick`` shortens the clip,
 measures (b) at 640x360 with a small generator, and prints its tables without writing anything.
 """
@@ -188,7 +188,7 @@ def main() -> None:
     parser.add_argument("--uhd", action="store_true", help="also time the temporal stage at 3840x2160")
     args = parser.parse_args()
     load_start, started = load_average(), time.perf_counter()
-    frames, chunk = (16, 8) if args.quick else (48, 12)
+    frames, chunk = (16, 8) if args.quick else (30, 10)
     with tempfile.TemporaryDirectory() as tmp:
         pass_rows = passes_run(Path(tmp), frames, chunk)
     pass_header = ["render", "output frames", "generator passes", "passes / frame", "flow estimates / frame",

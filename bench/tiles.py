@@ -306,10 +306,17 @@ def findings(a: OverheadResult, b: MonaiResult, c: RssResult) -> list[str]:
            "in wall time."]
     per_batch = a.per_tile_by_batch
     best_batch = min(per_batch, key=per_batch.__getitem__)
-    if a.batch in per_batch and best_batch != a.batch:
+    spread = max(per_batch.values()) / per_batch[best_batch]
+    if a.batch in per_batch and per_batch[a.batch] / per_batch[best_batch] >= 1.1:
         out.append(f"- The generator alone costs least per tile at batch {best_batch} ({per_batch[best_batch]:.3g} s "
                    f"CPU), {per_batch[a.batch] / per_batch[best_batch]:.2f}x less than at the engine's batch "
                    f"{a.batch} ({per_batch[a.batch]:.3g} s): on this CPU a larger batch does not pay for itself.")
+    elif spread < 1.1:
+        out.append(f"- Batch size ({', '.join(map(str, per_batch))}) changes the generator's CPU time per tile by "
+                   f"{spread - 1:.0%} at most: batching buys little on this CPU.")
+    else:
+        out.append(f"- Batching pays: the generator costs {per_batch[best_batch]:.3g} s CPU per tile at batch "
+                   f"{best_batch} against {max(per_batch.values()):.3g} s at worst ({spread:.2f}x).")
     tile_ratio = b.our_tiles / b.monai_tiles
     per_tile = (b.ours.cpu_best / b.our_tiles) / (b.monai.cpu_best / b.monai_tiles)
     eager = cpu_ratio(b.monai, b.ours)

@@ -44,7 +44,8 @@ def _add_enhance(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, help="tiles per generator batch (default: from memory budget)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default auto)")
     p.add_argument("--mix", type=float, default=1.0, help="blend with the input, 0..1 (default 1.0)")
-    p.add_argument("--bit-depth", help="output depth: half, float, uint8, uint10, uint16 (default: input's or format's)")
+    p.add_argument("--bit-depth", help="output depth: 8, 10, 12, 16, half or float "
+                                       "(default: the input's where the format allows it, else the format's)")
     p.add_argument("--compression", help="EXR/TIFF compression, e.g. zip, piz, dwaa, none")
     p.add_argument("--compile", action="store_true", help="torch.compile the generator (slow start, faster frames)")
     t = p.add_argument_group("temporal smoothing (paper Sec. 3.4)")

@@ -154,6 +154,15 @@ def test_chunks_equal_the_full_render_and_share_a_disk_cache(tmp_path: Path, tin
         np.testing.assert_allclose(out, reference[f], rtol=0, atol=1e-6)
 
 
+def test_identical_frames_are_enhanced_once_and_reported(tmp_path: Path, tiny_weights: str) -> None:
+    """Keys come from pixels, so a held frame costs no pass; a host or a sequence that repeats
+    one frame as its neighbours is reported (field notes: such a window silently does nothing)."""
+    src = _write_sequence(tmp_path / "in", [_texture(32, 40, seed=9)] * 3)
+    summary = _render(src, tmp_path / "out", tiny_weights, _window(1))
+    assert summary["generator_passes"] == 1
+    assert summary["identical_neighbours"] == 4  # 1: +1; 2: -1, +1; 3: -1
+
+
 def test_window_extent_reads_handles_only_where_the_sequence_goes_on(tmp_path: Path) -> None:
     for f in range(3, 13):
         (tmp_path / f"h.{f:04d}.exr").write_bytes(b"")
