@@ -179,7 +179,7 @@ def reading(native: dict[str, Score], reduced: dict[str, Score], uhd_rows: list[
             continue
         per = ", ".join(f"{c} {off.epe[c]:.2f} -> {on.epe[c]:.2f}" for c in CONDITIONS)
         lines.append(f"- (B) wavelet refinement on {m}: mean EPE {off.overall:.2f} -> {on.overall:.2f} px "
-                     f"({1 - on.overall / off.overall:+.0%} reduction; {per}), "
+                     f"({1 - on.overall / off.overall:.0%} lower; {per}), "
                      f"+{(on.cpu - off.cpu) * 1000:.0f} ms/pair.")
     name, epe, cpu, wall = uhd_rows[0]
     lines.append(f"- (C) {name}: {epe} px EPE, {cpu} s CPU, {wall} s wall per UHD pair.")

@@ -13,13 +13,17 @@ for level j = ``levels`` ... 0 (level 0 is the image itself):
     ``Ax du + Ay dv = -(A_moving - A_reference)`` summed over a Gaussian window;
     add the residual, scaled by 2^j and upsampled, to the flow.
 
-Why these choices (measured with ``bench/motion.py``-style known-flow pairs, 4 photos, working
-resolution ~1/2.7 of the frame, dis_medium underneath):
+Why these choices (known-flow pairs of ``bench/motion.py``, 4 photos x 5 conditions, dis_fine at
+a working resolution of 192 px, refined up to the photos' own size; mean EPE in px):
 
-* Local normalisation: per-frame enhancement flickers, and without it a 15 % gain change between
-  the frames made the refinement worse than none (mean EPE 4.17 px vs 1.56 px); with it, 0.46 px.
-* The detail sub-bands as extra equations made it worse (0.73 vs 0.53 px): decimated detail
-  coefficients alias, so a sub-pixel shift does not shift them. Only approximations are used.
+* Local normalisation: per-frame enhancement flickers. Without it a 15 % gain change between the
+  frames made the refinement far worse than none (gain condition 3.23 px vs 0.92 unrefined);
+  with it, 0.43 px. Over all conditions: 0.92 unrefined, 1.30 without normalisation, 0.73 with.
+* Only approximation sub-bands: in development, adding the detail sub-bands' equations made it
+  worse (0.73 vs 0.53 px, an earlier setting on dis_medium): decimated detail coefficients alias,
+  so a sub-pixel shift does not shift them.
+* ``sigma`` 5 rather than 3 trades 0.01-0.02 px on clean pairs for noisy dark ones, where 3 made
+  the flow worse than unrefined (1.76 vs 1.60 px) and 5 better (1.54).
 * The damping (``damping`` x the level's mean structure-tensor trace, a Tikhonov term) keeps the
   flow where a window has no texture (the aperture problem); steps are capped at ``max_step``
   level pixels because the linearisation does not hold beyond that.
@@ -46,12 +50,12 @@ class WaveletRefineConfig:
 
     wavelet: str = "haar"
     levels: int = 2
-    sigma: float = 3.0
+    sigma: float = 5.0
     iterations: int = 1
     damping: float = 0.01
     max_step: float = 1.0
     normalise: bool = True
-    normalise_sigma: float = 2.0
+    normalise_sigma: float = 1.5
     contrast_floor: float = 0.01
 
     def __post_init__(self) -> None:
