@@ -27,7 +27,12 @@ Flow convention: ``flow[y, x] = (dx, dy)`` maps reference pixel ``(x, y)`` to ``
 in the moving frame, so ``warp(moving, flow)`` aligns the moving frame onto the reference.
 
 Method choice (measured by ``bench/motion.py``; see docs/benchmarks.md "Motion estimation
-(issue 5)" for the machine and date): METHOD_TABLE_PLACEHOLDER
+(issue 5)" for the machine and date). Mean end-point error over five known-flow conditions at photo
+size, and CPU time per pair: dis_fine 0.66 px / 360 ms, dis_medium 0.79 / 117, deepflow 0.83 / 2650,
+dis_fast 1.05 / 43, rlof 1.29 / 1496, farneback 3.75 / 298, tvl1 6.45 / 83362. dis_fine is the most
+accurate overall and the fastest of the accurate ones, so it is the default; deepflow wins only on smooth
+motion and loses on moving objects. At the reduced working resolution the wavelet level lowers the mean
+error from 0.92 to 0.78 px (dis_fine); on a UHD pair the default reaches 0.21 px in 1.8 s of CPU.
 """
 from __future__ import annotations
 
