@@ -26,13 +26,26 @@ motion components and then finer level coefficients to refine the motion field")
 Flow convention: ``flow[y, x] = (dx, dy)`` maps reference pixel ``(x, y)`` to ``(x + dx, y + dy)``
 in the moving frame, so ``warp(moving, flow)`` aligns the moving frame onto the reference.
 
-Method choice (measured by ``bench/motion.py``; see docs/benchmarks.md "Motion estimation
-(issue 5)" for the machine and date). Mean end-point error over five known-flow conditions at photo
-size, and CPU time per pair: dis_fine 0.66 px / 360 ms, dis_medium 0.79 / 117, deepflow 0.83 / 2650,
-dis_fast 1.05 / 43, rlof 1.29 / 1496, farneback 3.75 / 298, tvl1 6.45 / 83362. dis_fine is the most
-accurate overall and the fastest of the accurate ones, so it is the default; deepflow wins only on smooth
-motion and loses on moving objects. At the reduced working resolution the wavelet level lowers the mean
-error from 0.92 to 0.78 px (dis_fine); on a UHD pair the default reaches 0.21 px in 1.8 s of CPU.
+Method choice (measured by ``bench/motion.py``, 2026-11-26, 2 vCPU AMD EPYC, one OpenCV thread; see
+docs/benchmarks.md "Motion estimation (issue 5)"). Mean end-point error in px over 4 photos at their
+own size (400x600 to 512x741) per known-flow condition, and CPU ms per pair:
+
+    method         smooth  large_pan  object  gain   dark_noisy  mean   ms/pair
+    dis_fine        0.17     0.07      0.80   0.31     1.95      0.66      387
+    dis_medium      0.32     0.14      0.98   0.67     1.85      0.79      112
+    deepflow        0.10     0.08      2.29   0.17     1.48      0.83     2693
+    dis_fast        0.77     0.34      1.30   0.98     1.88      1.05       34
+    rlof            0.84     0.35      1.62   1.10     2.53      1.29     1636
+    dis_ultrafast   1.14     0.46      1.44   1.20     2.38      1.33       28
+    farneback       4.30     1.12      4.74   4.93     3.64      3.75      305
+    tvl1            2.53     0.43      2.40  19.36     7.52      6.45    82833
+
+dis_fine has the lowest mean error, so it is the default (accuracy first); deepflow is better on
+smooth global motion and dark noise but misses small fast objects (2.29 px) at 7x the time. At a
+working resolution reduced as 1024 px reduces UHD/8K, the wavelet level lowers dis_fine's mean
+error from 0.92 to 0.73 px (every condition better or equal). On a UHD pair (motions to ~160 px)
+the default gives 0.24 px in 2.3 s CPU / 1.5 s wall (0.34 px without the wavelet level; deepflow
+with it 0.26 px in 8.5 s CPU).
 """
 from __future__ import annotations
 
