@@ -41,8 +41,8 @@ from nightgrade.models.checkpoint import CheckpointMeta, TileSpec, save_checkpoi
 from nightgrade.models.engine import Engine, EngineConfig
 from nightgrade.models.networks import GeneratorConfig, build_generator
 from nightgrade.server.render import RenderOptions
-from nightgrade.server.temporal_render import (TemporalRenderConfig, WindowFlows, lost_beyond, occlusion_beta,
-                                               render_temporal)
+from nightgrade.colorpipeline.temporal_window import PairFlows, occlusion_beta
+from nightgrade.server.temporal_render import TemporalRenderConfig, render_temporal
 
 HEADING = "## Temporal window (issue 5)"
 RADIUS = 6
@@ -161,15 +161,16 @@ def stage_time(height: int, width: int) -> tuple[Timing, Timing]:
     for k in range(-RADIUS, 0):
         forward, backward = estimate_flow(frames[0], frames[k], cfg), estimate_flow(frames[k], frames[0], cfg)
         past[k] = (forward, occlusion_mask(forward, backward, beta=beta))
-    store = WindowFlows(cfg, beta, frozenset(range(0, RADIUS + 1)))
+    store = PairFlows(cfg, keep_reverse=lambda centre, neighbour: neighbour > centre)
     future: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    flow_time = time_once(lambda: future.update({k: store.get(0, k, frames) for k in range(1, RADIUS + 1)}))
+    flow_time = time_once(lambda: future.update({k: store.get(0, k, frames[0], frames[k])
+                                                 for k in range(1, RADIUS + 1)}))
     motion = past | future
     neighbours = {k: frames[k] for k in motion}
     window = TemporalConfig(radius=RADIUS)
     average_time = time_once(lambda: temporal_average(
         frames[0], neighbours, {k: m[0] for k, m in motion.items()},
-        lost_beyond({k: m[1] for k, m in motion.items()}), window))
+        {k: m[1] for k, m in motion.items()}, window))
     return flow_time, average_time
 
 

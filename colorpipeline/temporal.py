@@ -23,7 +23,12 @@ How the window of a pixel is chosen (definitions used throughout this module):
   as in Sec. 3.4. The limit on accumulated motion also keeps every neighbour used within the
   range the motion estimator is built to find.
 * Occluded pixels, pixels whose warped position falls outside the neighbour and non-finite
-  values (flow or warped pixel) are left out for that neighbour only.
+  values (flow or warped pixel) are left out for that neighbour. Occlusion also carries outward:
+  a pixel occluded in frame ``t + k`` counts as occluded in every frame further out on that side
+  (:func:`lost_beyond`). Content that has left the frame or gone behind something at ``t + 1``
+  has no reliable match at ``t + 2`` either, and there the estimator's flow points at whatever
+  looks alike; content that reappears after a brief occlusion is given up (less denoising there
+  rather than a risk of a ghost).
 * Outlier rejection (an addition to the paper, on by default, ``outlier_sigmas``): a warped
   neighbour pixel that differs from the centre by more than ``outlier_sigmas`` robust standard
   deviations of that neighbour's difference image (any channel, after removing the median
@@ -86,6 +91,19 @@ def window_offsets(frame: int, first: int, last: int, radius: int = MAX_RADIUS) 
     return tuple(k for d in range(1, radius + 1) for k in (-d, d) if first <= frame + k <= last)
 
 
+def lost_beyond(occlusions: Mapping[int, np.ndarray]) -> dict[int, np.ndarray]:
+    """Occlusion masks by offset, each also True where a nearer neighbour on the same side lost
+    the pixel (the carry-outward rule of the module doc)."""
+    out: dict[int, np.ndarray] = {}
+    for side in (-1, 1):
+        lost: np.ndarray | None = None
+        for k in sorted((k for k in occlusions if k * side > 0), key=abs):
+            mask = np.asarray(occlusions[k], dtype=bool)
+            lost = mask if lost is None else lost | mask
+            out[k] = lost
+    return out
+
+
 def radius_map(shape: tuple[int, int], flows: Mapping[int, np.ndarray],
                occlusions: Mapping[int, np.ndarray] | None, cfg: TemporalConfig,
                scale: float = 1.0) -> np.ndarray:
@@ -115,7 +133,8 @@ def temporal_average(centre: np.ndarray, neighbours: Mapping[int, np.ndarray], f
     neighbours over the adaptive window of Sec. 3.4.
 
     ``neighbours[k]`` is frame ``t + k`` unwarped; ``flows[k]`` (required for every neighbour)
-    and ``occlusions[k]`` (optional; None for none at all) are as in the module doc. Offsets
+    and ``occlusions[k]`` (optional; None for none at all) are as in the module doc (occlusion
+    carries outward: :func:`lost_beyond` is applied here). Offsets
     beyond ``cfg.radius`` are ignored. Returns the float32 frame and an ``(H, W)`` uint8 map of
     how many frames each pixel averages (1 = the centre alone, whose value is then returned
     exactly).
@@ -133,6 +152,10 @@ def temporal_average(centre: np.ndarray, neighbours: Mapping[int, np.ndarray], f
     missing = [k for k in offsets if k not in flows]
     if missing:
         raise ValueError(f"no flow given for neighbour offset(s) {missing}")
+    if occlusions is not None:
+        for k in offsets:
+            _occlusion(occlusions, k, shape)  # shape errors name the offset given, not a carried one
+        occlusions = lost_beyond({k: occlusions[k] for k in offsets if k in occlusions})
     window = radius_map(shape, {k: flows[k] for k in offsets}, occlusions, cfg, scale)
     grid_x, grid_y = np.meshgrid(np.arange(shape[1], dtype=np.float32), np.arange(shape[0], dtype=np.float32))
     reference = centre.astype(np.float32, copy=False)

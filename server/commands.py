@@ -14,23 +14,31 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="score the model and baselines on paired clips (PSNR, SSIM, flicker)")
     evaluate.add_arguments(p)
     p.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    p.add_argument("--temporal", action="store_true",
+                   help="also score nightgrade-temporal: the model plus the temporal window (radius 6)")
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("demo", help="enhance the shipped sample clip with the shipped model")
     p.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto")
     p.add_argument("--frames", help="a frame range of the clip (default: all 24 frames, 150-173)")
+    p.add_argument("--radius", type=int, default=6,
+                   help="temporal window radius in frames (default 6; 0: per-frame enhancement only)")
     p.set_defaults(func=_demo)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     from nightgrade.server import evaluate
     from nightgrade.server.defaults import resolve_weights
-    from nightgrade.server.model_methods import engine_method
+    from nightgrade.server.model_methods import TemporalMethod, engine_method
 
     methods, descriptions = {}, {}
     if not args.baselines_only:
         methods["nightgrade"], descriptions["nightgrade"] = engine_method(resolve_weights(args.weights), args.device)
+        if args.temporal:
+            methods["nightgrade-temporal"] = TemporalMethod(methods["nightgrade"])
+            descriptions["nightgrade-temporal"] = (descriptions["nightgrade"] + "; then the temporal window of "
+                                                   "Sec. 3.4 (radius 6, max motion 256 px, DIS flow)")
         if args.baseline_weights:
             methods["cyclegan-3ch"], descriptions["cyclegan-3ch"] = engine_method(
                 resolve_weights(args.baseline_weights), args.device)
@@ -40,4 +48,4 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from nightgrade.server.demo import run_demo
 
-    return run_demo(args.out, args.device, args.frames)
+    return run_demo(args.out, args.device, args.frames, args.radius)

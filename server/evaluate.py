@@ -3,7 +3,9 @@
 A method is any callable ``fn(frame) -> frame`` on a float32 sRGB-encoded HxWx3 frame in [0, 1];
 the learned models reach this module as such callables (it never imports torch). Frames of a clip
 are fed in order; a method with a ``reset()`` attribute is reset at the start of every clip, so a
-temporal method can keep state within a clip. Outputs are clipped to [0, 1] before scoring: the
+method can keep state within a clip. A method with a true ``whole_clip`` attribute is called once
+per clip with the list of its frames and returns the list of outputs (the temporal window looks
+ahead as well as back). Outputs are clipped to [0, 1] before scoring: the
 metrics are display-referred.
 
 Per clip and method: PSNR and SSIM (means over frames) and the flicker error, all from
@@ -79,6 +81,7 @@ class GoalNames:
     ours: str = "nightgrade"
     histogram: str = "histogram-match"
     plain: str = "cyclegan-3ch"
+    temporal: str = "nightgrade-temporal"
 
 
 @dataclass(frozen=True)
@@ -137,41 +140,41 @@ def evaluate(eval_dir: str, methods: Mapping[str, Method], max_frames: int | Non
 
 def _evaluate_clip(folder: str, clip: str, files: list[str], methods: Mapping[str, Method],
                    progress: Callable[[str, int, int], None] | None) -> tuple[list[ClipScore], Sample]:
-    for fn in methods.values():
+    lows = [_read_rgb(os.path.join(folder, "low", name)) for name in files]
+    gts = [_read_rgb(os.path.join(folder, "gt", name)) for name in files]
+    outputs: dict[str, list[np.ndarray]] = {}
+    seconds: dict[str, float] = {}
+    total = len(files) * len(methods)
+    for index, (method, fn) in enumerate(methods.items()):
         reset = getattr(fn, "reset", None)
         if callable(reset):
             reset()
-    psnrs = {m: [] for m in methods}
-    ssims = {m: [] for m in methods}
-    flicker = {m: [] for m in methods}
-    seconds = dict.fromkeys(methods, 0.0)
-    previous: dict[str, np.ndarray] = {}
-    gt_prev = None
-    keep = len(files) // 2
-    sample = None
-    for t, name in enumerate(files):
-        low = _read_rgb(os.path.join(folder, "low", name))
-        gt = _read_rgb(os.path.join(folder, "gt", name))
-        outputs = {}
-        for method, fn in methods.items():
-            start = time.perf_counter()
-            out = fn(low.copy())
-            seconds[method] += time.perf_counter() - start
-            out = _checked_output(out, low.shape, method, clip, name)
-            psnrs[method].append(metrics.psnr(out, gt))
-            ssims[method].append(metrics.ssim(out, gt))
-            if gt_prev is not None:
-                flicker[method].append(metrics.flicker_step(previous[method], out, gt_prev, gt))
-            previous[method] = out
-            outputs[method] = out
-        if t == keep:
-            sample = Sample(clip, name, low, gt, outputs, {m: psnrs[m][-1] for m in methods})
-        gt_prev = gt
+        start = time.perf_counter()
+        if getattr(fn, "whole_clip", False):
+            raw = list(fn([low.copy() for low in lows]))
+        else:
+            raw = []
+            for t, low in enumerate(lows):
+                raw.append(fn(low.copy()))
+                if progress:
+                    progress(clip, index * len(files) + t + 1, total)
+        seconds[method] = time.perf_counter() - start
+        if len(raw) != len(lows):
+            raise ModelError(f"method {method} returned {len(raw)} frames for the {len(lows)} of clip {clip}")
+        outputs[method] = [_checked_output(out, low.shape, method, clip, name)
+                           for out, low, name in zip(raw, lows, files)]
         if progress:
-            progress(clip, t + 1, len(files))
-    scores = [ClipScore(clip, m, len(files), float(np.mean(psnrs[m])), float(np.mean(ssims[m])),
-                        float(np.mean(flicker[m])), seconds[m] / len(files)) for m in methods]
-    return scores, sample  # type: ignore[return-value]
+            progress(clip, (index + 1) * len(files), total)
+    scores = []
+    for method in methods:
+        outs = outputs[method]
+        scores.append(ClipScore(clip, method, len(files), float(np.mean([metrics.psnr(o, g) for o, g in zip(outs, gts)])),
+                                float(np.mean([metrics.ssim(o, g) for o, g in zip(outs, gts)])),
+                                float(metrics.flicker_error(outs, gts)), seconds[method] / len(files)))
+    keep = len(files) // 2
+    sample = Sample(clip, files[keep], lows[keep], gts[keep], {m: outputs[m][keep] for m in methods},
+                    {m: metrics.psnr(outputs[m][keep], gts[keep]) for m in methods})
+    return scores, sample
 
 
 def _checked_output(out: np.ndarray, shape: tuple[int, ...], method: str, clip: str, name: str) -> np.ndarray:
@@ -213,6 +216,7 @@ def quality_markdown(results: EvalResults, descriptions: Mapping[str, str],
         lines.append(f"| {m} | {_db(p)} | {q:.4f} | {f:.4f} |")
     lines += _robustness_lines(results)
     lines += _goal_lines(results, goals, main)
+    lines += _temporal_lines(results, goals, main)
     return "\n".join(lines) + "\n"
 
 
@@ -246,6 +250,27 @@ def _goal_lines(results: EvalResults, goals: GoalNames, main: list[str]) -> list
             lines.append(f"- {goals.ours} loses <= 2 dB on {c}: lost {lost:.2f} dB, "
                          f"{'met' if lost <= 2.0 else 'MISSED'}")
     return lines
+
+
+def _temporal_lines(results: EvalResults, goals: GoalNames, main: list[str]) -> list[str]:
+    """Issue 5's goal on real footage: temporal on vs off, flicker ratio and PSNR change per clip."""
+    if goals.ours not in results.methods or goals.temporal not in results.methods:
+        return []
+    lines = ["", f"## Temporal window: {goals.temporal} vs {goals.ours} (issue 5)", "",
+             "| clip | flicker off | flicker on | ratio | PSNR change (dB) |", "|---|---:|---:|---:|---:|"]
+    for c in results.clips:
+        off, on = results.score(c, goals.ours), results.score(c, goals.temporal)
+        lines.append(f"| {c} | {off.flicker:.4f} | {on.flicker:.4f} | {_ratio(on.flicker, off.flicker)} "
+                     f"| {on.psnr - off.psnr:+.2f} |")
+    off_f, on_f = _means(results, main, goals.ours)[2], _means(results, main, goals.temporal)[2]
+    verdict = "met" if on_f <= 0.5 * off_f else "MISSED"
+    lines += ["", f"- temporal on lowers the mean flicker error by >= 50% ({', '.join(main)}): ratio "
+              f"{_ratio(on_f, off_f)}, {verdict}"]
+    return lines
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.3f}" if b > 0 else "n/a (no flicker without it)"
 
 
 def write_quality_report(results: EvalResults, path: str, descriptions: Mapping[str, str],
@@ -359,6 +384,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sheet", default="docs/contact-sheet.png", help="contact sheet PNG")
     parser.add_argument("--max-frames", type=int, help="score only the first N frames of each clip")
     parser.add_argument("--baselines-only", action="store_true", help="skip the learned models")
+    parser.add_argument("--models-only", action="store_true", help="skip the classical baselines")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
 
 
@@ -368,7 +394,8 @@ def run(args: argparse.Namespace, model_methods: Mapping[str, Method] | None = N
     reference_path = args.reference or os.path.join(args.eval_dir, "reference.png")
     if not os.path.isfile(reference_path):
         raise InputError(f"no reference image {reference_path} for histogram matching; pass --reference IMAGE")
-    methods: dict[str, Method] = baseline_methods(_read_rgb(reference_path))
+    methods: dict[str, Method] = {} if args.models_only else \
+        baseline_methods(_read_rgb(reference_path))
     descriptions = dict(BASELINE_DESCRIPTIONS)
     if not args.baselines_only:
         methods.update(model_methods or {})

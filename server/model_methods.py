@@ -6,6 +6,8 @@ from collections.abc import Callable
 import numpy as np
 
 from nightgrade.colorpipeline import color
+from nightgrade.colorpipeline.temporal import TemporalConfig
+from nightgrade.colorpipeline.temporal_window import smooth_sequence
 from nightgrade.models.engine import Engine, EngineConfig
 
 Method = Callable[[np.ndarray], np.ndarray]
@@ -33,3 +35,18 @@ def engine_method(weights: str, device: str = "auto") -> tuple[Method, str]:
     return method, (f"{meta.model_name} {meta.model_version}: {kind}, ngf {meta.generator.ngf}, "
                     f"{meta.generator.n_blocks} blocks, {steps} training steps, tiles {meta.tiles.local}/"
                     f"{meta.tiles.region}/{meta.tiles.stride}")
+
+
+class TemporalMethod:
+    """A per-frame method followed by the temporal window of Sec. 3.4 over the whole clip
+    (``temporal_window.smooth_sequence``), as ``enhance --temporal`` does. It smooths the per-frame
+    outputs in the evaluation's sRGB encoding, which is the shipped models' working space, where
+    the render path smooths too."""
+
+    whole_clip = True
+
+    def __init__(self, per_frame: Method, window: TemporalConfig = TemporalConfig()) -> None:
+        self._per_frame, self._window = per_frame, window
+
+    def __call__(self, frames: list[np.ndarray]) -> list[np.ndarray]:
+        return smooth_sequence([self._per_frame(frame) for frame in frames], self._window)

@@ -16,7 +16,8 @@ Every output frame ``t`` is rendered in order, in four steps:
 2. **Motion.** Dense flow from ``t`` to each neighbour and back (``motion.estimate_flow``),
    computed on the enhanced frames: they are clean, and the noisy source is not. The two flows
    give the forward-backward occlusion mask (``motion.occlusion_mask``); a pixel lost at one
-   distance is treated as lost at every greater distance on that side (:func:`lost_beyond`).
+   distance is treated as lost at every greater distance on that side (``temporal.lost_beyond``).
+   ``colorpipeline.temporal_window.PairFlows`` estimates each pair once (below).
 3. **Average.** ``temporal.temporal_average`` over the adaptive window. Its motion thresholds are
    in full-resolution pixels, so it is given the proxy ``scale``.
 4. **Finish.** Highlights restored, mix, output colourspace and atomic write, exactly as in the
@@ -42,7 +43,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,16 +50,15 @@ import numpy as np
 
 from nightgrade.colorpipeline.errors import OutputError, UsageError
 from nightgrade.colorpipeline.imageio import write_frame
-from nightgrade.colorpipeline.motion import FlowConfig, estimate_flow, occlusion_mask
+from nightgrade.colorpipeline.motion import FlowConfig
 from nightgrade.colorpipeline.sequence import SequenceSpec, resolve_input
-from nightgrade.colorpipeline.temporal import TemporalConfig, temporal_average, window_offsets
+from nightgrade.colorpipeline.temporal import TemporalConfig, window_offsets
+from nightgrade.colorpipeline.temporal_window import PairFlows, smooth_frame
 from nightgrade.server.frame_cache import FrameCache, frame_key
 from nightgrade.server.progress import TileProgress
 from nightgrade.server.render import RenderOptions, RenderSetup, finish_frame, prepare_render, to_working
 
 MB = 2**20
-# Forward-backward test constants of motion.occlusion_mask (Sundaram et al. 2010, eq. 5).
-_OCCLUSION_BETA = 0.5
 
 
 @dataclass(frozen=True)
@@ -108,29 +107,6 @@ def enhancement_params(setup: RenderSetup) -> dict[str, Any]:
         "channels_last": engine.channels_last,
         "compile": engine.config.compile,
     }
-
-
-def occlusion_beta(shape: tuple[int, int], cfg: FlowConfig) -> float:
-    """The occlusion test's beta (px^2) for flows of a ``shape`` frame: ``estimate_flow`` ends at
-    a working resolution reduced by s and scales its vectors up by s, so the tolerance scales by
-    s^2 (see ``motion.occlusion_mask``)."""
-    side = cfg.refine_max_side if cfg.wavelet_refine else cfg.max_side
-    factor = max(1.0, max(shape) / side)
-    return _OCCLUSION_BETA * factor * factor
-
-
-def lost_beyond(occlusions: Mapping[int, np.ndarray]) -> dict[int, np.ndarray]:
-    """Occlusion masks by offset, each also True where a nearer neighbour on the same side lost the
-    pixel: content that has left the frame or gone behind something at t + 1 has no reliable match
-    at t + 2 either, and there the estimator's flow points at whatever looks alike. (Content that
-    reappears after a brief occlusion is given up: less denoising there rather than a risk of a ghost.)"""
-    out: dict[int, np.ndarray] = {}
-    for side in (-1, 1):
-        lost: np.ndarray | None = None
-        for k in sorted((k for k in occlusions if k * side > 0), key=abs):
-            lost = occlusions[k] if lost is None else lost | occlusions[k]
-            out[k] = lost
-    return out
 
 
 class EnhancedFrames:
@@ -184,39 +160,6 @@ class EnhancedFrames:
         return enhanced
 
 
-class WindowFlows:
-    """Step 2 of the module doc: (flow, occlusion mask) from a centre to a neighbour, each pair of
-    frames estimated once while the later frame's entry waits in the store until it is the centre."""
-
-    def __init__(self, cfg: FlowConfig, beta: float, centres: frozenset[int], keep: bool = True) -> None:
-        self._cfg, self._beta, self._centres, self._keep = cfg, beta, centres, keep
-        self._store: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
-        self._bytes = 0
-        self.peak_bytes = 0
-        self.estimates = 0
-        self.seconds = 0.0
-
-    def get(self, centre: int, neighbour: int, frames: Mapping[int, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Flow mapping ``centre``'s pixels into ``neighbour`` and where they have no counterpart
-        there; ``frames`` holds both enhanced frames."""
-        stored = self._store.pop((centre, neighbour), None)
-        if stored is not None:
-            self._bytes -= sum(a.nbytes for a in stored)
-            return stored
-        started = time.perf_counter()
-        forward = estimate_flow(frames[centre], frames[neighbour], self._cfg)
-        backward = estimate_flow(frames[neighbour], frames[centre], self._cfg)
-        self.estimates += 2
-        occluded = occlusion_mask(forward, backward, beta=self._beta)
-        if self._keep and neighbour > centre and neighbour in self._centres:
-            entry = (backward, occlusion_mask(backward, forward, beta=self._beta))
-            self._store[(neighbour, centre)] = entry
-            self._bytes += sum(a.nbytes for a in entry)
-            self.peak_bytes = max(self.peak_bytes, self._bytes)
-        self.seconds += time.perf_counter() - started
-        return forward, occluded
-
-
 def render_temporal(opts: RenderOptions, cfg: TemporalRenderConfig = TemporalRenderConfig(),
                     show_progress: bool = True) -> dict[str, Any]:
     """Render ``opts.frames`` (default: the whole sequence) of ``opts.input`` with the temporal
@@ -233,8 +176,9 @@ def render_temporal(opts: RenderOptions, cfg: TemporalRenderConfig = TemporalRen
     if cfg.cache_dir is not None:
         _make_folder(cfg.cache_dir)
     cache = FrameCache(budget, cfg.cache_dir)
-    flows = WindowFlows(cfg.flow, occlusion_beta((setup.height, setup.width), cfg.flow),
-                        frozenset(setup.output_frames), keep=cfg.cache_flows)
+    centres = frozenset(setup.output_frames)
+    flows = PairFlows(cfg.flow, keep_reverse=lambda centre, neighbour: (
+        cfg.cache_flows and neighbour > centre and neighbour in centres))
     seconds = {"average": 0.0, "finish_write": 0.0}
     averaged_counts: list[float] = []
     identical = 0
@@ -244,13 +188,10 @@ def render_temporal(opts: RenderOptions, cfg: TemporalRenderConfig = TemporalRen
             offsets = window_offsets(t, first, last, radius)
             window = {t: enhanced.get(t)} | {t + k: enhanced.get(t + k) for k in offsets}
             identical += sum(enhanced.key(t + k) == enhanced.key(t) for k in offsets)
-            motion = {k: flows.get(t, t + k, window) for k in offsets}
+            flow_seconds = flows.seconds
             tic = time.perf_counter()
-            result, counts = temporal_average(window[t], {k: window[t + k] for k in offsets},
-                                              {k: m[0] for k, m in motion.items()},
-                                              lost_beyond({k: m[1] for k, m in motion.items()}),
-                                              cfg.window, opts.scale)
-            seconds["average"] += time.perf_counter() - tic
+            result, counts = smooth_frame(t, window, {k: t + k for k in offsets}, flows, cfg.window, opts.scale)
+            seconds["average"] += time.perf_counter() - tic - (flows.seconds - flow_seconds)
             averaged_counts.append(float(counts.mean()))
             tic = time.perf_counter()
             frame = setup.read(t)

@@ -32,9 +32,10 @@ def test_shipped_clip_is_a_dark_sequence() -> None:
 
 
 def test_demo_brightens_the_clip(tmp_path: Path, capsys) -> None:
-    assert main(["demo", "--out", str(tmp_path), "--frames", "150-151", "--device", "cpu"]) == 0
+    assert main(["demo", "--out", str(tmp_path), "--frames", "150-151", "--radius", "1", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "contact sheet" in out
+    assert "temporal window on (radius 1" in out and "generator passes per frame" in out
     sheet = read_frame(str(tmp_path / "contact-sheet.png"))
     assert sheet.width == 960  # input | enhanced, 480 px each
     for number in (150, 151):

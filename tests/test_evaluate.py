@@ -171,3 +171,27 @@ def test_run_baselines_only_skips_models_and_needs_a_reference(eval_dir: Path, t
     assert "nightgrade" not in (tmp_path / "quality.md").read_text().split("## Methods")[1]
     with pytest.raises(InputError, match="reference"):
         ev.run(_args(eval_dir, tmp_path, "--reference", str(tmp_path / "missing.png")))
+
+
+class Smoother:
+    """A whole-clip method: each output frame is the mean of the input frames around it."""
+
+    whole_clip = True
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, frames: list[np.ndarray]) -> list[np.ndarray]:
+        self.calls += 1
+        return [np.mean(frames[max(0, t - 1):t + 2], axis=0) * 2.0 for t in range(len(frames))]
+
+
+def test_whole_clip_methods_get_every_frame_once_and_the_temporal_section(eval_dir: Path, tmp_path: Path) -> None:
+    smoother = Smoother()
+    ev.run(_args(eval_dir, tmp_path, "--max-frames", "3", "--models-only"),
+           {"nightgrade": lambda frame: frame * 2.0, "nightgrade-temporal": smoother})
+    text = (tmp_path / "quality.md").read_text()
+    assert smoother.calls == len(CLIPS)
+    assert "histogram-match" not in text
+    assert "## Temporal window: nightgrade-temporal vs nightgrade (issue 5)" in text
+    assert "temporal on lowers the mean flicker error by >= 50%" in text
