@@ -29,8 +29,15 @@ the other direction is the reverse. A pair is estimated once, when its earlier f
 centre, and the later frame's (flow, occlusion) entry is kept until that frame becomes the centre.
 That makes 2N flow estimates per output frame instead of 4N. The store holds at most N(N+1)/2
 entries of H x W x 2 float32 plus an H x W bool mask: 21 entries at N = 6, about 175 MB at
-1280x720 and 1.6 GB at UHD (four times that at 8K). ``cache_flows=False`` frees that memory and
-doubles the flow estimates.
+1280x720 and 1.6 GB at UHD (four times that at 8K). It is bounded by ``flow_cache_mb`` (default:
+a quarter of the memory available when the render starts); an entry that does not fit is
+estimated again when needed, which costs time, never correctness. ``cache_flows=False`` keeps
+none and doubles the flow estimates.
+
+Memory at 8K (8192 x 4320, N = 6): the default enhanced-frame cache holds the window, 14 frames of
+425 MB; the flow store up to 6.7 GB within its bound. Source frames are not kept: a centre frame is
+read again for its finish (its pixels were read when it entered the window as a neighbour, up to
+N frames earlier), trading one read per frame for 13 frames of memory.
 
 Farm chunks (``--frames``): the window reaches up to N frames past each end of the range. Those
 handle frames are read as far as the sequence on disk continues. Each frame of a chunk then has
@@ -66,13 +73,15 @@ class TemporalRenderConfig:
     """``window``: the Sec. 3.4 settings; ``flow``: the motion estimator; ``cache_mb``: memory
     for enhanced frames (None: the window, 2N + 2 frames; 0: none, so every use runs the
     generator); ``cache_dir``: a disk tier for enhanced frames that other renders (farm chunks)
-    share; ``cache_flows``: keep each pair's reverse flow for the later frame (module doc)."""
+    share; ``cache_flows``: keep each pair's reverse flow for the later frame (module doc), within
+    ``flow_cache_mb`` (None: a quarter of the memory available at start)."""
 
     window: TemporalConfig = field(default_factory=TemporalConfig)
     flow: FlowConfig = field(default_factory=FlowConfig)
     cache_mb: int | None = None
     cache_dir: str | None = None
     cache_flows: bool = True
+    flow_cache_mb: int | None = None
 
     def __post_init__(self) -> None:
         if self.cache_mb is not None and (isinstance(self.cache_mb, bool) or not isinstance(self.cache_mb, int)
@@ -177,7 +186,8 @@ def render_temporal(opts: RenderOptions, cfg: TemporalRenderConfig = TemporalRen
         _make_folder(cfg.cache_dir)
     cache = FrameCache(budget, cfg.cache_dir)
     centres = frozenset(setup.output_frames)
-    flows = PairFlows(cfg.flow, keep_reverse=lambda centre, neighbour: (
+    flow_budget = cfg.flow_cache_mb * MB if cfg.flow_cache_mb is not None else _available_bytes() // 4
+    flows = PairFlows(cfg.flow, budget_bytes=flow_budget, keep_reverse=lambda centre, neighbour: (
         cfg.cache_flows and neighbour > centre and neighbour in centres))
     seconds = {"average": 0.0, "finish_write": 0.0}
     averaged_counts: list[float] = []
@@ -206,7 +216,7 @@ def render_temporal(opts: RenderOptions, cfg: TemporalRenderConfig = TemporalRen
     summary.update({
         "temporal": {**dataclasses.asdict(cfg.window), "flow_method": cfg.flow.method,
                      "wavelet_refine": cfg.flow.wavelet_refine, "source_frames": [first, last],
-                     "cache_flows": cfg.cache_flows},
+                     "cache_flows": cfg.cache_flows, "flow_cache_bytes": flow_budget},
         "generator_passes": enhanced.passes,
         "generator_passes_per_frame": round(enhanced.passes / written, 4),
         "flow_estimates": flows.estimates,
@@ -220,6 +230,18 @@ def render_temporal(opts: RenderOptions, cfg: TemporalRenderConfig = TemporalRen
            "generator_per_pass": round(enhanced.seconds["generator"] / max(enhanced.passes, 1), 3)},
     })
     return summary
+
+
+def _available_bytes() -> int:
+    """MemAvailable of /proc/meminfo (Linux); 8 GiB where it cannot be read."""
+    try:
+        with open("/proc/meminfo") as info:
+            for line in info:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return 8 * 2**30
 
 
 def _make_folder(folder: str) -> None:

@@ -137,6 +137,12 @@ def test_chunks_equal_the_full_render_and_share_a_disk_cache(tmp_path: Path, tin
     assert full["generator_passes"] == 10 and full["mean_frames_averaged"] > 2.0
     reference = dict(zip(range(1, 11), _outputs(tmp_path / "full", range(1, 11))))
 
+    bounded = _render(src, tmp_path / "bounded", tiny_weights,
+                      TemporalRenderConfig(window=TemporalConfig(radius=2), flow_cache_mb=0))
+    assert bounded["flow_estimates"] == 2 * full["flow_estimates"]  # nothing kept: every pair estimated twice
+    for f, out in zip(range(1, 11), _outputs(tmp_path / "bounded", range(1, 11))):
+        np.testing.assert_allclose(out, reference[f], rtol=0, atol=1e-6)
+
     middle = _render(src, tmp_path / "mid", tiny_weights, _window(2), frames="4-6")
     assert middle["frames"] == [4, 6] and middle["temporal"]["source_frames"] == [2, 8]
     assert middle["generator_passes"] == 7
