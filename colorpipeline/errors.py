@@ -40,3 +40,9 @@ class ColorError(NightGradeError):
     """Unknown colourspace name or an OCIO config that cannot be loaded."""
 
     exit_code = 6
+
+
+class ServiceError(NightGradeError):
+    """The render daemon is unavailable or refused the work: down, busy, cancelled, past its deadline."""
+
+    exit_code = 7

@@ -2,7 +2,8 @@
 
 Exit codes (also in README): 0 success; 1 internal error (a bug: please report);
 2 usage error; 3 input error; 4 output error; 5 model/checkpoint error; 6 colour error;
-130 interrupted (Ctrl-C). Errors print one line on stderr: ``nightgrade: error: ...``.
+7 service error (the render daemon is unavailable or refused the work: down, busy, cancelled,
+past its deadline); 130 interrupted (Ctrl-C). Errors print one line on stderr: ``nightgrade: error: ...``.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from nightgrade.colorpipeline.errors import NightGradeError
-from nightgrade.server import commands, train_cli
+from nightgrade.server import commands, serve_cli, train_cli
 
 if TYPE_CHECKING:
     from nightgrade.server.render import RenderOptions
@@ -60,6 +61,8 @@ def _add_enhance(sub: argparse._SubParsersAction) -> None:
                    help="folder for a disk cache of enhanced frames that farm chunks share (created if missing)")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    serve_cli.add_client_arguments(p)
+    p.add_argument("--model", help="with --server: a model name or digest the daemon serves (default: its default)")
     p.set_defaults(func=_cmd_enhance)
 
 
@@ -100,7 +103,11 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
         bit_depth=args.bit_depth, compression=args.compression, compile=args.compile,
     )
     show_progress = not (args.quiet or args.json)
-    if args.temporal:
+    if args.server:
+        summary = _render_remote(opts, args, show_progress)
+    elif args.model:
+        raise UsageError("--model picks a model of a daemon: add --server, or give --weights for a local render")
+    elif args.temporal:
         summary = _render_temporal(opts, args, show_progress)
     else:
         given = [flag for name, flag in _TEMPORAL_FLAGS.items() if getattr(args, name) is not None]
@@ -111,10 +118,35 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2))
     else:
         temporal = (f"; {summary['generator_passes']} generator passes, cache hit rate "
-                    f"{summary['cache']['hit_rate']:.0%}") if args.temporal else ""
+                    f"{summary['cache']['hit_rate']:.0%}") if args.temporal and not args.server else ""
         print(f"wrote {summary['frames_written']} frame(s) to {summary['output']} "
               f"({summary['seconds']:.1f} s, {summary['frames_per_second']:.3f} frames/s{temporal})")
     return 0
+
+
+_LOCAL_ONLY = {"weights": "--weights (use --model)", "batch": "--batch", "compile": "--compile",
+               "cache_mb": "--cache-mb", "cache_dir": "--cache-dir", "stride": "--stride"}
+
+
+def _render_remote(opts: RenderOptions, args: argparse.Namespace, show_progress: bool) -> dict:
+    from nightgrade.colorpipeline.errors import UsageError
+    from nightgrade.colorpipeline.temporal import DEFAULT_MAX_MOTION, MAX_RADIUS, TemporalConfig
+    from nightgrade.server.remote_render import ServerOptions, render_remote
+
+    local = [flag for name, flag in _LOCAL_ONLY.items() if getattr(args, name) not in (None, False)]
+    if args.device != "auto":
+        local.append("--device")
+    if local:
+        raise UsageError(f"{', '.join(local)} apply to local renders; the daemon's own settings rule with --server")
+    given = [flag for name, flag in _TEMPORAL_FLAGS.items() if name in ("radius", "max_motion")
+             and getattr(args, name) is not None]
+    if given and not args.temporal:
+        raise UsageError(f"{', '.join(given)} only apply to temporal renders: add --temporal or leave them out")
+    window = TemporalConfig(radius=MAX_RADIUS if args.radius is None else args.radius,
+                            max_motion=DEFAULT_MAX_MOTION if args.max_motion is None else args.max_motion) \
+        if args.temporal else None
+    server = ServerOptions(args.server, args.timeout, args.retries, serve_cli.curve_client(args), args.model)
+    return render_remote(opts, server, window, show_progress)
 
 
 def _render_temporal(opts: RenderOptions, args: argparse.Namespace, show_progress: bool) -> dict:
@@ -150,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_colorspaces(sub)
     train_cli.add_parser(sub)
     commands.add_parsers(sub)
+    serve_cli.add_parsers(sub)
     return parser
 
 

@@ -61,6 +61,13 @@ def frame_key(source_pixels: np.ndarray, model_digest: str, params: Mapping[str,
     return digest.hexdigest()
 
 
+def content_key(content_digest: str, model_digest: str, params: Mapping[str, Any]) -> str:
+    """Hex sha256 like :func:`frame_key`, for pixels named by a digest computed elsewhere (the
+    daemon's clients send a BLAKE2b digest of each frame, docs/protocol.md) instead of the pixels."""
+    return frame_key(np.frombuffer(content_digest.encode("utf-8"), dtype=np.uint8), model_digest,
+                     {"content": content_digest, **params})
+
+
 @dataclass(frozen=True)
 class CacheStats:
     """Counters since the cache was made. ``hits``: found in memory; ``disk_hits``: found on disk
@@ -135,6 +142,15 @@ class FrameCache:
             written = self._write(key, stored)
             with self._lock:
                 self._counts["disk_writes" if written else "disk_errors"] += 1
+
+    def contains(self, key: str) -> bool:
+        """Whether ``get(key)`` would find the frame now (memory or disk), without counting a hit
+        or promoting it: the daemon's HAVE/NEED answer (docs/protocol.md)."""
+        _check_key(key)
+        with self._lock:
+            if key in self._items:
+                return True
+        return self._dir is not None and os.path.isfile(self._path(key))
 
     def stats(self) -> CacheStats:
         """A snapshot of the counters."""

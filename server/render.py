@@ -78,57 +78,79 @@ class ColourPlan:
 def plan_colours(opts: RenderOptions, first_path: str, working_name: str) -> ColourPlan:
     """Resolve input (user, metadata, format default), working (checkpoint) and output spaces."""
     config = color.ColorConfig(opts.ocio_config)
+    source, output = input_output_colorspaces(opts, first_path, config)
+    working = color.canonical_name(config, working_name, origin="the checkpoint's working space",
+                                   fix="use an OCIO config that defines it (--ocio-config)")
+    return ColourPlan(config, source, working, output)
+
+
+def input_output_colorspaces(opts: RenderOptions, first_path: str, config: color.ColorConfig) -> tuple[str, str]:
+    """The input colourspace of a sequence (user, metadata, format default) and the output one."""
     header = read_header(first_path)
     chroma = header.getattribute("chromaticities")
     source = color.resolve_colorspace(
         config, opts.input_colorspace, header.get_string_attribute("oiio:ColorSpace", ""),
         os.path.splitext(first_path)[1], is_float=header.format.basetype in (oiio.HALF, oiio.FLOAT, oiio.DOUBLE),
         chromaticities=chroma, source=first_path)
-    working = color.canonical_name(config, working_name, origin="the checkpoint's working space",
-                                   fix="use an OCIO config that defines it (--ocio-config)")
     output = color.canonical_name(config, opts.output_colorspace, origin="--output-colorspace") \
         if opts.output_colorspace else source
-    return ColourPlan(config, source, working, output)
+    return source, output
 
 
 def tile_config_for(opts: RenderOptions, engine: Engine) -> TileConfig:
+    """The tile geometry of a render (``tile_geometry`` with the options' sizes and scale)."""
+    return tile_geometry(engine, opts.scale, opts.tile, opts.region, opts.stride)
+
+
+def tile_geometry(engine: Engine, scale: float = 1.0, tile: int | None = None, region: int | None = None,
+                  stride: int | None = None) -> TileConfig:
     """Checkpoint geometry, overridden by the user's full-resolution sizes, scaled for proxies.
 
     A user tile size without a region size keeps the checkpoint's region/local ratio: the
     generator learned its context at that ratio (Sec. 3.1).
     """
     ckpt = engine.tiles
-    local = opts.tile or ckpt.local
-    region = opts.region or max(local, round(local * ckpt.region / ckpt.local))
-    stride = opts.stride if opts.stride is not None else (None if opts.tile else ckpt.stride)
+    local = tile or ckpt.local
+    region = region or max(local, round(local * ckpt.region / ckpt.local))
+    stride = stride if stride is not None else (None if tile else ckpt.stride)
     full = TileConfig(local=local, region=region, stride=stride)
     multiple, smallest = engine.size_multiple, engine.generator_config.min_size
     if full.local % multiple or full.local < smallest:
         raise UsageError(f"--tile {full.local} does not suit this model: use a multiple of {multiple} "
                          f"of at least {smallest}")
-    if opts.scale == 1.0:
+    if scale == 1.0:
         return full
-    scaled = full.scaled(opts.scale, multiple)
+    scaled = full.scaled(scale, multiple)
     if scaled.local < smallest:  # very small proxies: keep the smallest tile the network accepts
         scaled = TileConfig(local=smallest, region=max(smallest, scaled.region), stride=scaled.stride)
     return scaled
 
 
 def to_working(frame: Frame, colours: ColourPlan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Steps 2-3 for a frame (``working_rgb`` of its RGB)."""
+    return working_rgb(frame.rgb, colours)
+
+
+def working_rgb(rgb: np.ndarray, colours: ColourPlan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Steps 2-3: (working-space RGB, the part in [0, 1] the model sees, the excess carried around it)."""
-    working = color.convert(frame.rgb, colours.input, colours.working, colours.config)
+    working = color.convert(rgb, colours.input, colours.working, colours.config)
     in_range, excess = color.split_highlights(working)
     return working, in_range, excess
 
 
 def finish_frame(frame: Frame, enhanced: np.ndarray, working: np.ndarray, excess: np.ndarray,
                  colours: ColourPlan, mix: float) -> Frame:
-    """Step 5: add the excess back, mix with the input, convert to the output colourspace."""
+    """Step 5: ``finish_rgb``, carried into the frame with its other channels and metadata."""
+    return frame.with_rgb(finish_rgb(enhanced, working, excess, colours, mix)).with_colorspace(colours.output)
+
+
+def finish_rgb(enhanced: np.ndarray, working: np.ndarray, excess: np.ndarray, colours: ColourPlan,
+               mix: float) -> np.ndarray:
+    """Step 5 on RGB: add the excess back, mix with the input, convert to the output colourspace."""
     out = color.restore_highlights(enhanced, excess)
     if mix != 1.0:
         out = mix * out + (1.0 - mix) * working
-    out = color.convert(out, colours.working, colours.output, colours.config)
-    return frame.with_rgb(out).with_colorspace(colours.output)
+    return color.convert(out, colours.working, colours.output, colours.config)
 
 
 def enhance_frame(frame: Frame, engine: Engine, colours: ColourPlan, tiles: TileConfig, mix: float,
@@ -154,12 +176,9 @@ def _proxy(frame: Frame, scale: float) -> Frame:
 
 
 @dataclass(frozen=True, eq=False)
-class RenderSetup:
-    """Everything resolved before the first generator pass, shared by plain and temporal renders.
-
-    ``spec`` is the sequence read; ``output_frames`` (written to ``outputs``) are all of it or,
-    for a temporal render with handles, the requested part.
-    """
+class SequencePlan:
+    """The files of a render, checked before any pixel work: the sequence read (``spec``, with
+    handle frames for a temporal render), the frames written and where, and the render size."""
 
     opts: RenderOptions
     spec: SequenceSpec
@@ -167,18 +186,25 @@ class RenderSetup:
     output_frames: tuple[int, ...]
     outputs: tuple[str, ...]
     write_options: WriteOptions
-    weights: str
-    engine: Engine
-    colours: ColourPlan
-    tiles: TileConfig
     width: int
     height: int
-    tiles_per_frame: int
 
     def read(self, frame_number: int) -> Frame:
         """One input frame, checked against the sequence and resized for proxies."""
         return _proxy(read_frame(self.spec.path_for(frame_number), frame=frame_number, expect=self.info),
                       self.opts.scale)
+
+
+@dataclass(frozen=True, eq=False)
+class RenderSetup(SequencePlan):
+    """Everything resolved before the first generator pass, shared by plain and temporal renders:
+    the files (``SequencePlan``), the model, colourspaces and tile geometry."""
+
+    weights: str
+    engine: Engine
+    colours: ColourPlan
+    tiles: TileConfig
+    tiles_per_frame: int
 
     def summary(self, seconds: float, frames_written: int) -> dict[str, Any]:
         spec, engine, tiles, colours = self.spec, self.engine, self.tiles, self.colours
@@ -196,9 +222,8 @@ class RenderSetup:
         }
 
 
-def prepare_render(opts: RenderOptions, frames: str | None = None) -> RenderSetup:
-    """Check everything that can be checked before rendering: all input headers (missing frames,
-    size changes), the output path and format, weights, colourspaces and tile geometry.
+def plan_sequence(opts: RenderOptions, frames: str | None = None) -> SequencePlan:
+    """Check all input headers (missing frames, size changes) and the output path and format.
 
     ``frames`` overrides ``opts.frames`` for the sequence probed (a temporal render probes the
     handle frames around the requested range too); outputs are planned for ``opts.frames`` only.
@@ -210,14 +235,22 @@ def prepare_render(opts: RenderOptions, frames: str | None = None) -> RenderSetu
     outputs = tuple(output_path_for(opts.output, requested, f) for f in requested.frames)
     _make_output_folder(outputs[0])
     check_output(outputs[0], write_options, info)
+    height, width = max(1, round(info.height * opts.scale)), max(1, round(info.width * opts.scale))
+    return SequencePlan(opts, spec, info, requested.frames, outputs, write_options, width, height)
+
+
+def prepare_render(opts: RenderOptions, frames: str | None = None) -> RenderSetup:
+    """Check everything that can be checked before rendering (``plan_sequence``), then load the
+    weights and resolve colourspaces and tile geometry."""
+    plan = plan_sequence(opts, frames)
     weights = resolve_weights(opts.weights)
     engine = Engine.from_checkpoint(weights, EngineConfig(device=opts.device, batch_size=opts.batch,
                                                           compile=opts.compile))
-    colours = plan_colours(opts, spec.path_for(spec.frames[0]), engine.meta.colorspace)
+    colours = plan_colours(opts, plan.spec.path_for(plan.spec.frames[0]), engine.meta.colorspace)
     tiles = tile_config_for(opts, engine)
-    height, width = max(1, round(info.height * opts.scale)), max(1, round(info.width * opts.scale))
-    return RenderSetup(opts, spec, info, requested.frames, outputs, write_options, weights, engine, colours, tiles,
-                       width, height, plan_tiles(height, width, tiles).count)
+    return RenderSetup(**{f.name: getattr(plan, f.name) for f in dataclasses.fields(plan)}, weights=weights,
+                       engine=engine, colours=colours, tiles=tiles,
+                       tiles_per_frame=plan_tiles(plan.height, plan.width, tiles).count)
 
 
 def render_sequence(opts: RenderOptions, show_progress: bool = True) -> dict[str, Any]:

@@ -1,0 +1,92 @@
+"""`nightgrade enhance --server ADDRESS`: render a sequence through a running daemon.
+
+Files stay on this side: the client reads each frame (all channels, proxy-resized), resolves its
+input colourspace exactly as a local render does, sends the RGB to the daemon and writes the
+returned RGB with the frame's alpha, extra channels and metadata. The daemon runs the same pixel
+path as ``render.py``/``temporal_render.py``, so the pixels match a local render.
+
+Temporal renders read each source frame once and keep the window (up to 2N + 1 frames) here; a
+neighbour's pixels are sent only when the daemon says it needs them (HAVE/NEED), so a render in
+order sends every frame about once and the daemon enhances it once.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from nightgrade.colorpipeline import color
+from nightgrade.colorpipeline.imageio import write_frame
+from nightgrade.colorpipeline.sequence import resolve_input
+from nightgrade.colorpipeline.temporal import TemporalConfig, window_offsets
+from nightgrade.server import protocol as proto
+from nightgrade.server.client import Client, RenderRequest, WirePixels
+from nightgrade.server.curve import CurveClientConfig
+from nightgrade.server.progress import TileProgress
+from nightgrade.server.render import RenderOptions, input_output_colorspaces, plan_sequence
+from nightgrade.server.temporal_render import window_extent
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """Where the daemon is and how long to wait: ``timeout_s`` for any reply (the daemon answers
+    PING while it renders, so long frames do not count), ``retries`` after a silence."""
+
+    endpoint: str = proto.DEFAULT_ENDPOINT
+    timeout_s: float = 10.0
+    retries: int = 2
+    curve: CurveClientConfig | None = None
+    model: str | None = None
+
+
+def render_remote(opts: RenderOptions, server: ServerOptions, window: TemporalConfig | None = None,
+                  show_progress: bool = True) -> dict[str, Any]:
+    """Render ``opts`` through the daemon (temporal when ``window`` is given); the JSON summary."""
+    started = time.perf_counter()
+    requested = resolve_input(opts.input, opts.frames)
+    first, last = window_extent(requested, window.radius) if window else (requested.frames[0], requested.frames[-1])
+    widened = (first, last) != (requested.frames[0], requested.frames[-1])
+    plan = plan_sequence(opts, f"{first}-{last}" if widened else None)
+    config = color.ColorConfig(opts.ocio_config)
+    source, output = input_output_colorspaces(opts, plan.spec.path_for(plan.spec.frames[0]), config)
+    params = proto.RenderParams(mix=opts.mix, temporal=window is not None,
+                                radius=window.radius if window else proto.MAX_RADIUS,
+                                max_motion=window.max_motion if window else 256.0, tile=opts.tile, region=opts.region)
+    passes, averaged = 0, []
+    with Client(server.endpoint, timeout_s=server.timeout_s, retries=server.retries, curve=server.curve) as client, \
+            TileProgress(len(plan.outputs), 1, enabled=show_progress) as progress:
+        welcome = client.hello()
+        sources: dict[int, WirePixels] = {}
+        frames = {}
+        for t, out_path in zip(plan.output_frames, plan.outputs):
+            progress.start_frame(t)
+            offsets = window_offsets(t, first, last, window.radius) if window else ()
+            for n in (t, *(t + k for k in offsets)):
+                if n not in sources:
+                    frames[n] = plan.read(n)
+                    sources[n] = WirePixels.from_array(frames[n].rgb)
+            request = RenderRequest(clip=plan.spec.display_pattern, frame=t, scale=opts.scale, model=server.model,
+                                    colorspace=source, output_colorspace=output, params=params)
+            result = client.render_frame(request, sources[t], {t + k: sources[t + k] for k in offsets})
+            write_frame(out_path, frames[t].with_rgb(result.pixels).with_colorspace(output), plan.write_options)
+            passes += result.generator_passes
+            averaged.append(result.frames_averaged)
+            for n in [n for n in sources if n <= t - (window.radius if window else 0)]:
+                del sources[n], frames[n]  # behind the window: never needed again in an ordered render
+            progress.tiles_done(1, 1)
+            progress.end_frame()
+    seconds = time.perf_counter() - started
+    written = len(plan.outputs)
+    return {
+        "input": plan.spec.display_pattern, "output": opts.output, "frames": [plan.output_frames[0], plan.output_frames[-1]],
+        "frames_written": written, "seconds": round(seconds, 3),
+        "frames_per_second": round(written / seconds, 4) if seconds > 0 else 0.0,
+        "width": plan.width, "height": plan.height, "scale": opts.scale,
+        "server": server.endpoint, "server_version": welcome.get("server"), "device": welcome.get("device"),
+        "model": result.model if written else None, "colorspaces": {"input": source, "output": output},
+        "mix": opts.mix, "generator_passes": passes,
+        "generator_passes_per_frame": round(passes / written, 4),
+        "mean_frames_averaged": round(sum(averaged) / len(averaged), 4),
+        "temporal": None if window is None else {"radius": window.radius, "max_motion": window.max_motion,
+                                                  "source_frames": [first, last]},
+    }

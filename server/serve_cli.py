@@ -1,0 +1,121 @@
+"""`nightgrade serve`, `nightgrade status`, `nightgrade keygen` and the daemon flags of `enhance`."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from nightgrade.colorpipeline.errors import UsageError
+from nightgrade.server.protocol import DEFAULT_ENDPOINT
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="run the render daemon (ZeroMQ; docs/protocol.md)",
+                       description="Keep models and the frame cache warm and render for OFX hosts, "
+                                   "`enhance --server` and farm workers.")
+    p.add_argument("--bind", default=DEFAULT_ENDPOINT, help=f"endpoint to listen on (default {DEFAULT_ENDPOINT}); "
+                   "anything but loopback or ipc:// needs Curve keys")
+    p.add_argument("--weights", "-w", nargs="+", default=[],
+                   help="checkpoints to serve (default: the shipped model); the first is the default model")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default auto)")
+    p.add_argument("--batch", type=int, help="tiles per generator batch (default: from memory budget)")
+    p.add_argument("--cache-mb", type=int, default=4096, help="memory for enhanced frames in MB (default 4096)")
+    p.add_argument("--cache-dir", help="disk tier for enhanced frames (EXR), shared with farm renders")
+    p.add_argument("--max-queue", type=int, default=64, help="requests waiting before BUSY answers (default 64)")
+    p.add_argument("--ocio-config", help="OCIO config (default: $OCIO, else ocio://studio-config-latest)")
+    p.add_argument("--curve-secret-key", type=Path, help="the daemon's Curve key pair (.key_secret from keygen)")
+    p.add_argument("--curve-authorized-keys", type=Path, help="folder of clients' public .key files allowed in")
+    p.add_argument("--insecure", action="store_true",
+                   help="allow a non-loopback bind WITHOUT authentication or encryption (trusted networks only)")
+    p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser("status", help="print a running daemon's queue, counters, cache and device memory")
+    add_client_arguments(p, DEFAULT_ENDPOINT)
+    p.add_argument("--json", action="store_true", help="print the STATS reply as JSON")
+    p.set_defaults(func=_cmd_status)
+
+    p = sub.add_parser("keygen", help="write a CurveZMQ key pair (NAME.key public, NAME.key_secret private)")
+    p.add_argument("folder", type=Path, help="folder to write the pair into (created if missing)")
+    p.add_argument("--name", default="nightgrade", help="file name stem (default nightgrade)")
+    p.set_defaults(func=_cmd_keygen)
+
+
+def add_client_arguments(p: argparse.ArgumentParser, default_server: str | None = None) -> None:
+    """Daemon connection flags shared by `status` and `enhance --server`."""
+    g = p.add_argument_group("render daemon")
+    g.add_argument("--server", default=default_server,
+                   help=f"daemon endpoint, e.g. {DEFAULT_ENDPOINT}" + (" (default)" if default_server else ""))
+    g.add_argument("--timeout", type=float, default=10.0,
+                   help="seconds to wait for any reply before retrying (default 10; a rendering daemon "
+                        "answers pings, so long frames are fine)")
+    g.add_argument("--retries", type=int, default=2, help="resends after a silent timeout (default 2)")
+    g.add_argument("--curve-server-key", type=Path, help="the daemon's public key (.key) for Curve")
+    g.add_argument("--curve-client-key", type=Path, help="this client's key pair (.key_secret) for Curve")
+
+
+def curve_client(args: argparse.Namespace):
+    from nightgrade.server.curve import CurveClientConfig
+
+    given = (args.curve_server_key is not None, args.curve_client_key is not None)
+    if given == (False, False):
+        return None
+    if given != (True, True):
+        raise UsageError("Curve needs both --curve-server-key (the daemon's .key) and --curve-client-key "
+                         "(your .key_secret)")
+    return CurveClientConfig(args.curve_server_key, args.curve_client_key)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from nightgrade.server.curve import CurveServerConfig
+    from nightgrade.server.daemon import Daemon, DaemonConfig
+
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s level=%(levelname)s %(message)s")
+    given = (args.curve_secret_key is not None, args.curve_authorized_keys is not None)
+    if given not in ((False, False), (True, True)):
+        raise UsageError("Curve needs both --curve-secret-key and --curve-authorized-keys")
+    curve = CurveServerConfig(args.curve_secret_key, args.curve_authorized_keys) if given[0] else None
+    daemon = Daemon(DaemonConfig(bind=args.bind, weights=tuple(args.weights), device=args.device, batch=args.batch,
+                                 cache_mb=args.cache_mb, cache_dir=args.cache_dir, max_queue=args.max_queue,
+                                 ocio_config=args.ocio_config, curve=curve, insecure=args.insecure))
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: daemon.stop())
+    try:
+        daemon.serve()
+    finally:
+        daemon.close()
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from nightgrade.server.client import Client
+
+    with Client(args.server, timeout_s=args.timeout, retries=args.retries, curve=curve_client(args)) as client:
+        stats = client.stats()
+    if args.json:
+        print(json.dumps({k: v for k, v in stats.items() if k not in ("v", "type", "id")}, indent=2))
+        return 0
+    cache, memory = stats.get("cache", {}), stats.get("device_memory", {})
+    print(f"daemon {args.server}: up {stats['uptime_s']:.0f} s on {stats['device']}, models {', '.join(stats['models'])}\n"
+          f"  queue {stats['queue']}/{stats['max_queue']}, in flight {stats['in_flight']}\n"
+          f"  served {stats['served']}, errors {stats['errors']}, busy refusals {stats['busy_refusals']}, "
+          f"cancelled {stats['cancelled']}, expired {stats['expired']}\n"
+          f"  generator passes {stats['generator_passes']}, tiles {stats['tiles']}, cross-request batches "
+          f"{stats['cross_request_batches']}\n"
+          f"  cache hit rate {cache.get('hit_rate', 0):.1%}, {cache.get('entries', 0)} frames, "
+          f"{cache.get('bytes', 0) / 2**20:.0f}/{cache.get('budget_bytes', 0) / 2**20:.0f} MB\n"
+          f"  device memory {memory.get('allocated_bytes', 0) / 2**20:.0f} MB allocated, "
+          f"{memory.get('reserved_bytes', 0) / 2**20:.0f} MB reserved")
+    return 0
+
+
+def _cmd_keygen(args: argparse.Namespace) -> int:
+    from nightgrade.server.curve import generate_keypair
+
+    public, secret = generate_keypair(args.folder, args.name)
+    print(f"public key (give to the other side): {public}\nsecret key (keep private):          {secret}")
+    return 0
