@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.nightgrade-installed
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench clean build-deps bundle install-ofx
 
 setup: $(STAMP)
 
@@ -20,13 +20,29 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/nightgrade demo
 
-test: $(STAMP)
+# The OFX bridge tests build the C++ plugin: build-deps apt-installs its packages when missing.
+test: $(STAMP) build-deps
 	$(PY) -m pytest -q
 
-# Benchmarks are not part of CI; they append measured numbers to docs/benchmarks.md.
+build-deps:
+	scripts/install-build-deps.sh
+
+# NightGrade.ofx.bundle under build/ofx, and its installation where OpenFX hosts look.
+bundle: build-deps
+	packaging/ofx/make-bundle.sh
+
+install-ofx: bundle
+	packaging/ofx/install.sh
+
+# Benchmarks are not part of CI; each replaces its own section of docs/benchmarks.md.
+# On a 2-core CPU the whole set takes about an hour; run one with e.g. `.venv/bin/python bench/daemon.py --write-docs`.
 bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) bench/tiles.py
+	$(PY) bench/motion.py
+	$(PY) bench/temporal.py --uhd
+	$(PY) bench/batching.py --write-docs
+	$(PY) bench/daemon.py --write-docs
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache out

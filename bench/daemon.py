@@ -155,7 +155,7 @@ def main() -> None:
         ["transport overhead (cached - finish)", f"{t['transport']:.3f} s for {t['bytes'] / 2**20:.0f} MB"],
         ["transport / in-process render", f"{ratio:.2%} (goal <= {GOAL_OVERHEAD:.0%}: "
                                           f"{'met' if ratio <= GOAL_OVERHEAD else 'MISSED'})"],
-        ["max |daemon - in-process|", f"{t['max_diff']:.2e}"],
+        ["largest difference, daemon vs in-process", f"{t['max_diff']:.2e}"],
     ] + [[f"throughput, {c} client(s), {args.frames} frames of {args.small}",
           f"{r:.3f} frames/s ({r / rates[1]:.2f}x one client)"] for c, r in rates.items()]
     run = run_lines(load_start, started, {"device": str(engine.device)})

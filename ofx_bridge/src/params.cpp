@@ -1,0 +1,284 @@
+#include "params.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "props.h"
+#include "suites.h"
+
+namespace nightgrade::ofx {
+
+namespace {
+
+struct Spec {
+  const char* type;
+  const char* name;
+  const char* label;
+  const char* hint;
+  const char* parent;  // group name or nullptr
+};
+
+OfxPropertySetHandle define(OfxParamSetHandle set, const Spec& spec) {
+  OfxPropertySetHandle p = nullptr;
+  const OfxParameterSuiteV1* suite = suites().param;
+  if (suite == nullptr || suite->paramDefine(set, spec.type, spec.name, &p) != kOfxStatOK || p == nullptr) {
+    return nullptr;
+  }
+  props::set_string(p, kOfxPropLabel, 0, spec.label);
+  props::set_string(p, kOfxParamPropHint, 0, spec.hint);
+  props::set_string(p, kOfxParamPropScriptName, 0, spec.name);
+  if (spec.parent != nullptr) props::set_string(p, kOfxParamPropParent, 0, spec.parent);
+  return p;
+}
+
+// Resolve clamps int/double params without both ranges to (0,0) and (-1,1): always set all four.
+void int_range(OfxPropertySetHandle p, int value, int min, int max, int display_min, int display_max) {
+  props::set_int(p, kOfxParamPropDefault, 0, value);
+  props::set_int(p, kOfxParamPropMin, 0, min);
+  props::set_int(p, kOfxParamPropMax, 0, max);
+  props::set_int(p, kOfxParamPropDisplayMin, 0, display_min);
+  props::set_int(p, kOfxParamPropDisplayMax, 0, display_max);
+}
+
+void double_range(OfxPropertySetHandle p, double value, double min, double max, double display_min,
+                  double display_max, double increment, int digits) {
+  props::set_string(p, kOfxParamPropDoubleType, 0, kOfxParamDoubleTypePlain);
+  props::set_double(p, kOfxParamPropDefault, 0, value);
+  props::set_double(p, kOfxParamPropMin, 0, min);
+  props::set_double(p, kOfxParamPropMax, 0, max);
+  props::set_double(p, kOfxParamPropDisplayMin, 0, display_min);
+  props::set_double(p, kOfxParamPropDisplayMax, 0, display_max);
+  props::set_double(p, kOfxParamPropIncrement, 0, increment);
+  props::set_int(p, kOfxParamPropDigits, 0, digits);
+}
+
+void still(OfxPropertySetHandle p) { props::set_int(p, kOfxParamPropAnimates, 0, 0); }
+
+// Values that only steer the connection need no re-render when they change.
+void no_render(OfxPropertySetHandle p) { props::set_int(p, kOfxParamPropEvaluateOnChange, 0, 0); }
+
+}  // namespace
+
+bool define_params(OfxParamSetHandle set) {
+  using namespace param;
+  const char* adv = kAdvancedGroup;
+  OfxPropertySetHandle p;
+
+  p = define(set, {kOfxParamTypeChoice, kModel, "Model",
+                   "Which of the daemon's models enhances the clip. The list fills from the daemon after the first "
+                   "render or when you press Reconnect; 'Default' uses the model the daemon marks as default.",
+                   nullptr});
+  if (p == nullptr) return false;
+  props::set_strings(p, kOfxParamPropChoiceOption, {kDefaultModelLabel});
+  props::set_int(p, kOfxParamPropDefault, 0, 0);
+  still(p);
+
+  p = define(set, {kOfxParamTypeString, kModelName, "Model name",
+                   "Name of the chosen model, kept with the project so the choice survives a reload.", nullptr});
+  if (p == nullptr) return false;
+  props::set_string(p, kOfxParamPropDefault, 0, "");
+  props::set_int(p, kOfxParamPropSecret, 0, 1);
+  still(p);
+
+  p = define(set, {kOfxParamTypeDouble, kMix, "Mix",
+                   "Blend of the enhanced frame with the original: 0 = original, 1 = fully enhanced.", nullptr});
+  if (p == nullptr) return false;
+  double_range(p, 1.0, 0.0, 1.0, 0.0, 1.0, 0.01, 2);
+
+  p = define(set, {kOfxParamTypeBoolean, kTemporal, "Temporal smoothing",
+                   "Average motion-compensated neighbouring frames against flicker. Slower: the host must supply "
+                   "Temporal radius frames on each side.",
+                   nullptr});
+  if (p == nullptr) return false;
+  props::set_int(p, kOfxParamPropDefault, 0, 0);
+  still(p);
+
+  p = define(set, {kOfxParamTypeInteger, kRadius, "Temporal radius",
+                   "Neighbouring frames on each side that temporal smoothing averages (0-6).", nullptr});
+  if (p == nullptr) return false;
+  int_range(p, kMaxRadius, 0, kMaxRadius, 0, kMaxRadius);
+  still(p);
+
+  p = define(set, {kOfxParamTypeDouble, kMaxMotion, "Max motion (px)",
+                   "Largest motion between neighbouring frames, in full-resolution pixels, that temporal smoothing "
+                   "follows; it is scaled with proxy renders.",
+                   nullptr});
+  if (p == nullptr) return false;
+  double_range(p, 256.0, 1.0, 4096.0, 1.0, 512.0, 1.0, 0);
+  still(p);
+
+  p = define(set, {kOfxParamTypeString, kColorspace, "Input colourspace",
+                   "OCIO name of the clip's colourspace in the daemon's config (list them with `nightgrade "
+                   "colorspaces`). Empty = automatic: the colourspace the host reports for the clip (OpenFX 1.5 "
+                   "colour management) when it reports one, else the daemon config's scene_linear role.",
+                   nullptr});
+  if (p == nullptr) return false;
+  props::set_string(p, kOfxParamPropDefault, 0, "");
+  props::set_string(p, kOfxParamPropStringMode, 0, kOfxParamStringIsSingleLine);
+  still(p);
+
+  p = define(set, {kOfxParamTypeString, kStatus, "Status",
+                   "What the daemon last said: connection, model and timing, or the last error.", nullptr});
+  if (p == nullptr) return false;
+  props::set_string(p, kOfxParamPropDefault, 0, "Not connected yet: the first render connects to the daemon");
+  props::set_string(p, kOfxParamPropStringMode, 0, kOfxParamStringIsLabel);
+  props::set_int(p, kOfxParamPropEnabled, 0, 0);
+  props::set_int(p, kOfxParamPropPersistant, 0, 0);
+  props::set_int(p, kOfxParamPropCanUndo, 0, 0);
+  no_render(p);
+  still(p);
+
+  p = define(set, {kOfxParamTypePushButton, kReconnect, "Reconnect",
+                   "Drop the connection to the daemon, connect again and refresh the Model list.", nullptr});
+  if (p == nullptr) return false;
+
+  p = define(set, {kOfxParamTypeGroup, adv, "Advanced", "Tile geometry and the connection to the daemon.", nullptr});
+  if (p != nullptr) props::set_int(p, kOfxParamPropGroupOpen, 0, 0);
+
+  p = define(set, {kOfxParamTypeInteger, kTile, "Tile size (px)",
+                   "Local tile size Nl in full-resolution pixels; 0 = the model's own. Scaled with proxy renders.",
+                   adv});
+  if (p == nullptr) return false;
+  int_range(p, 0, 0, 8192, 0, 1024);
+  still(p);
+
+  p = define(set, {kOfxParamTypeInteger, kRegion, "Region size (px)",
+                   "Size Nr of the context region around each tile, in full-resolution pixels; 0 = the model's own.",
+                   adv});
+  if (p == nullptr) return false;
+  int_range(p, 0, 0, 16384, 0, 2048);
+  still(p);
+
+  p = define(set, {kOfxParamTypeString, kAddress, "Daemon address",
+                   "ZeroMQ address of `nightgrade serve`: tcp://HOST:PORT or ipc://PATH. The default, "
+                   "tcp://127.0.0.1:5557, is the daemon's own default.",
+                   adv});
+  if (p == nullptr) return false;
+  props::set_string(p, kOfxParamPropDefault, 0, kDefaultAddress);
+  still(p);
+
+  p = define(set, {kOfxParamTypeDouble, kTimeout, "Timeout (s)",
+                   "Longest a render waits for the daemon. A daemon that stops answering fails sooner (Heartbeat).",
+                   adv});
+  if (p == nullptr) return false;
+  double_range(p, 120.0, 1.0, 3600.0, 1.0, 600.0, 1.0, 1);
+  no_render(p);
+  still(p);
+
+  p = define(set, {kOfxParamTypeDouble, kHeartbeat, "Heartbeat (s)",
+                   "Seconds without any answer from the daemon (it answers PING while busy) after which it counts "
+                   "as dead and the render fails.",
+                   adv});
+  if (p == nullptr) return false;
+  double_range(p, 10.0, 0.5, 600.0, 1.0, 60.0, 0.5, 1);
+  no_render(p);
+  still(p);
+
+  const std::pair<const char*, const char*> keys[] = {
+      {kCurveServerKey, "Daemon public key (Curve)"}, {kCurveClientKey, "Client key pair (Curve)"}};
+  for (const auto& [name, label] : keys) {
+    const bool server = name == kCurveServerKey;
+    p = define(set, {kOfxParamTypeString, name, label,
+                     server ? "For a daemon on another machine: its public key file (NAME.key from `nightgrade "
+                              "keygen` on the daemon's machine). Leave both key files empty for a local daemon."
+                            : "For a daemon on another machine: this machine's key pair (NAME.key_secret from "
+                              "`nightgrade keygen`), whose NAME.key the daemon's authorised keys folder holds.",
+                     adv});
+    if (p == nullptr) return false;
+    props::set_string(p, kOfxParamPropDefault, 0, "");
+    props::set_string(p, kOfxParamPropStringMode, 0, kOfxParamStringIsFilePath);
+    props::set_int(p, kOfxParamPropStringFilePathExists, 0, 1);
+    still(p);
+  }
+
+  p = define(set, {kOfxParamTypePage, kMainPage, "NightGrade", "", nullptr});
+  if (p != nullptr) {
+    props::set_strings(p, kOfxParamPropPageChild,
+                       {kModel, kMix, kTemporal, kRadius, kMaxMotion, kColorspace, kStatus, kReconnect});
+  }
+  p = define(set, {kOfxParamTypePage, kAdvancedPage, "Advanced", "", nullptr});
+  if (p != nullptr) props::set_strings(p, kOfxParamPropPageChild,
+                                       {kTile, kRegion, kAddress, kTimeout, kHeartbeat, kCurveServerKey, kCurveClientKey});
+  return true;
+}
+
+ParamHandles fetch_param_handles(OfxImageEffectHandle instance) {
+  ParamHandles h;
+  const HostSuites& s = suites();
+  OfxParamSetHandle set = nullptr;
+  if (s.effect->getParamSet(instance, &set) != kOfxStatOK || set == nullptr) return h;
+  auto get = [&](const char* name) {
+    OfxParamHandle handle = nullptr;
+    if (s.param->paramGetHandle(set, name, &handle, nullptr) != kOfxStatOK) return static_cast<OfxParamHandle>(nullptr);
+    return handle;
+  };
+  h.model = get(param::kModel);
+  h.model_name = get(param::kModelName);
+  h.mix = get(param::kMix);
+  h.temporal = get(param::kTemporal);
+  h.radius = get(param::kRadius);
+  h.max_motion = get(param::kMaxMotion);
+  h.colorspace = get(param::kColorspace);
+  h.status = get(param::kStatus);
+  h.tile = get(param::kTile);
+  h.region = get(param::kRegion);
+  h.address = get(param::kAddress);
+  h.timeout = get(param::kTimeout);
+  h.heartbeat = get(param::kHeartbeat);
+  h.curve_server_key = get(param::kCurveServerKey);
+  h.curve_client_key = get(param::kCurveClientKey);
+  return h;
+}
+
+std::string get_string_value(OfxParamHandle handle) {
+  char* value = nullptr;
+  if (handle == nullptr || suites().param->paramGetValue(handle, &value) != kOfxStatOK || value == nullptr) return {};
+  return value;
+}
+
+int get_int_value(OfxParamHandle handle, OfxTime time, int fallback) {
+  int value = fallback;
+  if (handle == nullptr || suites().param->paramGetValueAtTime(handle, time, &value) != kOfxStatOK) return fallback;
+  return value;
+}
+
+static double get_double_value(OfxParamHandle handle, OfxTime time, double fallback) {
+  double value = fallback;
+  if (handle == nullptr || suites().param->paramGetValueAtTime(handle, time, &value) != kOfxStatOK) return fallback;
+  return value;
+}
+
+void set_string_value(OfxParamHandle handle, const std::string& value) {
+  if (handle != nullptr) suites().param->paramSetValue(handle, value.c_str());
+}
+
+void set_int_value(OfxParamHandle handle, int value) {
+  if (handle != nullptr) suites().param->paramSetValue(handle, value);
+}
+
+static std::string trimmed(const std::string& text) {
+  const size_t first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos) return {};
+  return text.substr(first, text.find_last_not_of(" \t\r\n") - first + 1);
+}
+
+Settings read_settings(const ParamHandles& h, OfxTime time) {
+  Settings s;
+  s.model = trimmed(get_string_value(h.model_name));
+  s.mix = std::clamp(get_double_value(h.mix, time, s.mix), 0.0, 1.0);
+  s.temporal = get_int_value(h.temporal, time, 0) != 0;
+  s.radius = std::clamp(get_int_value(h.radius, time, s.radius), 0, param::kMaxRadius);
+  s.max_motion = std::max(1.0, get_double_value(h.max_motion, time, s.max_motion));
+  s.colorspace = trimmed(get_string_value(h.colorspace));
+  s.tile = std::max(0, get_int_value(h.tile, time, 0));
+  s.region = std::max(0, get_int_value(h.region, time, 0));
+  const std::string address = trimmed(get_string_value(h.address));
+  if (!address.empty()) s.address = address;
+  s.timeout_s = std::clamp(get_double_value(h.timeout, time, s.timeout_s), 0.1, 3600.0);
+  s.heartbeat_s = std::clamp(get_double_value(h.heartbeat, time, s.heartbeat_s), 0.1, 600.0);
+  s.curve_server_key = trimmed(get_string_value(h.curve_server_key));
+  s.curve_client_key = trimmed(get_string_value(h.curve_client_key));
+  return s;
+}
+
+}  // namespace nightgrade::ofx

@@ -1,0 +1,481 @@
+"""OFX bridge (issue 7): NightGrade.ofx built with CMake and driven by our own OpenFX host
+(tests/ofx_host) against a fake daemon (tests/ofx_fake_daemon.py) whose pixel function the tests
+reproduce and which misbehaves on request; one AddressSanitizer/UBSan build running the failure
+cases; and the real `nightgrade serve`, whose pixels through the node must equal `nightgrade enhance`."""
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zmq.auth
+
+from tests.conftest import read_image, write_image
+from daemon_fixtures import free_port, start_serve, stop_process, wait_ready
+from nightgrade.colorpipeline.imageio import read_frame
+from nightgrade.server.cli import main as cli_main
+from ofx_fake_daemon import FakeDaemon, enhance
+from ofx_host.driver import (ROOT, Build, Job, assert_failed_with, build, exported_symbols, frame, job_for,
+                             parse_log, quantise, read_output, unused_address)
+
+
+@pytest.fixture(scope="session")
+def ofx() -> Build:
+    return build(ROOT / "build" / "ofx")
+
+
+@pytest.fixture(scope="session")
+def ofx_asan() -> Build:
+    return build(ROOT / "build" / "ofx-asan", sanitize=True)
+
+
+@pytest.fixture
+def fake():
+    daemons = []
+
+    def start(**kwargs) -> FakeDaemon:
+        daemons.append(FakeDaemon(**kwargs).start())
+        return daemons[-1]
+
+    yield start
+    for d in daemons:
+        d.stop()
+
+
+# ---- the binary and what it declares ----
+
+def test_exports_only_the_two_openfx_entry_points(ofx):
+    assert exported_symbols(ofx.plugin) == ["OfxGetNumberOfPlugins", "OfxGetPlugin"]
+
+
+def test_describe_declares_contexts_depths_threading_and_never_connects(ofx, tmp_path, fake):
+    daemon = fake()
+    job = Job(tmp_path, ofx)
+    job.set("daemonAddress", daemon.address)
+    log = job.run()
+    props = log.plugin_props()
+    assert set(props["OfxImageEffectPropSupportedContexts"].split("|")) == {
+        "OfxImageEffectContextFilter", "OfxImageEffectContextGeneral"}
+    assert set(props["OfxImageEffectPropSupportedPixelDepths"].split("|")) == {
+        "OfxBitDepthFloat", "OfxBitDepthHalf", "OfxBitDepthShort", "OfxBitDepthByte"}
+    assert props["OfxImageEffectPluginRenderThreadSafety"] == "OfxImageEffectRenderFullySafe"
+    assert props["OfxImageEffectPropSupportsTiles"] == "1"
+    assert props["OfxImageEffectPropSupportsMultiResolution"] == "1"
+    assert props["OfxImageEffectPropTemporalClipAccess"] == "1"
+    assert log.all("PLUGIN") == ["com.nightgrade.NightGrade 0.1 OfxImageEffectPluginAPI 1"]
+    assert log.completed() and not log.all("VIOLATION")
+    assert daemon.requests == []  # load, describe, create and edits leave the daemon alone
+
+
+def test_every_number_has_range_and_display_range_and_every_param_a_hint(ofx, tmp_path):
+    params = Job(tmp_path, ofx).run().params()
+    numbers = [n for n, p in params.items() if p["type"] in ("OfxParamTypeInteger", "OfxParamTypeDouble")]
+    assert set(numbers) == {"mix", "radius", "maxMotion", "tileSize", "regionSize", "timeout", "heartbeat"}
+    for name in numbers:
+        p = params[name]
+        for key in ("OfxParamPropMin", "OfxParamPropMax", "OfxParamPropDisplayMin", "OfxParamPropDisplayMax"):
+            assert key in p, (name, key)
+        assert float(p["OfxParamPropMin"]) <= float(p["OfxParamPropDefault"]) <= float(p["OfxParamPropMax"])
+    assert params["radius"]["OfxParamPropMax"] == "6"
+    assert params["daemonAddress"]["OfxParamPropDefault"] == "tcp://127.0.0.1:5557"
+    assert params["status"]["OfxParamPropStringMode"] == "OfxParamStringIsLabel"
+    assert params["modelName"]["OfxParamPropSecret"] == "1"
+    for name, p in params.items():
+        if p["type"] != "OfxParamTypePage":
+            assert p.get("OfxParamPropHint"), name
+    children = [c for p in params.values() if p["type"] == "OfxParamTypePage"
+                for c in p["OfxParamPropPageChild"].split("|")]
+    assert sorted(children) == sorted(n for n, p in params.items()
+                                      if p["type"] not in ("OfxParamTypePage", "OfxParamTypeGroup")
+                                      and p.get("OfxParamPropSecret") != "1")
+
+
+def test_a_host_without_a_required_suite_is_refused_at_load(ofx, tmp_path):
+    log = Job(tmp_path, ofx, quirks=("no_parameter_suite",)).run()
+    assert log.completed()
+    # kOfxStatErrMissingHostFeature, and no action after it
+    assert [a.split()[:2] for a in log.all("ACTION")] == [["OfxActionLoad", "4"]]
+
+
+# ---- pixels through the protocol, against the fake daemon ----
+
+def test_two_tiles_at_full_and_half_scale_equal_the_daemons_pixels(ofx, tmp_path, fake):
+    daemon = fake()
+    job = job_for(ofx, tmp_path, daemon.address)
+    full, half = frame(1, 48, 64), frame(2, 24, 32)
+    job.source(1.0, 1, full)
+    job.source(0.5, 1, half)
+    out_full, out_half = job.render(1.0, 1), job.render(0.5, 1, interactive=True)
+    log = job.run()
+    assert log.completed() and log.render_statuses() == [0, 0, 0, 0] and not log.all("VIOLATION")
+    np.testing.assert_array_equal(read_output(out_full, full), enhance(full, np.float32(1)))
+    np.testing.assert_array_equal(read_output(out_half, half), enhance(half, np.float32(1)))
+    renders = [r for r in daemon.requests if r["type"] == "RENDER"]
+    assert [(r["scale"], r["width"], r["height"]) for r in renders] == [(1.0, 64, 48)] * 2 + [(0.5, 32, 24)] * 2
+    # The host renders the bottom band first; the protocol counts rows from the top.
+    assert [r["window"] for r in renders] == [[0, 24, 64, 48], [0, 0, 64, 24], [0, 12, 32, 24], [0, 0, 32, 12]]
+    assert [r["priority"] for r in renders] == ["batch", "batch", "interactive", "interactive"]
+    assert isinstance(renders[0]["scale"], float) and isinstance(renders[0]["params"]["mix"], float)
+    assert "model" not in renders[0] and "colorspace" not in renders[0]
+    assert daemon.types().count("HELLO") == 1
+    assert log.all("ROI")[0].split()[-1] == "0|0|64|48"  # the whole source, whatever the window
+    assert "Frame 1 by nightgrade fake" in log.values()["status"]
+
+
+@pytest.mark.parametrize("depth,layout,channels,context", [
+    ("half", "padded", 4, "filter"), ("short", "negative", 4, "filter"), ("byte", "tight", 3, "filter"),
+    ("float", "negative", 3, "general")])
+def test_depths_layouts_rgb_and_contexts(ofx, tmp_path, fake, depth, layout, channels, context):
+    daemon = fake()
+    job = job_for(ofx, tmp_path, daemon.address, depth=depth, layout=layout, channels=channels, context=context)
+    src = frame(3, 20, 30, channels)
+    job.source(1.0, 1, src)
+    out = job.render(1.0, 1, tiles=3)
+    log = job.run()
+    assert log.completed() and log.render_statuses() == [0, 0, 0] and not log.all("VIOLATION")
+    expected = quantise(enhance(quantise(src, depth), np.float32(1)), depth)
+    np.testing.assert_allclose(read_output(out, src), expected, rtol=0, atol=1e-6)
+    assert daemon.requests[-1]["channels"] == channels and daemon.requests[-1]["format"] == "float32"
+
+
+def test_mix_colourspace_model_and_geometry_reach_the_daemon(ofx, tmp_path, fake):
+    daemon = fake()
+    job = job_for(ofx, tmp_path, daemon.address, clip_colourspace="lin_rec709_srgb")
+    src = frame(4)
+    job.source(1.0, 1, src)
+    job.render(1.0, 1, tiles=1)                      # host colourspace, default model
+    job.press("reconnect")                           # fills the Model choice from WELCOME
+    for name, value in (("model", 2), ("mix", 0.25), ("inputColorspace", "ACEScg"), ("tileSize", 128),
+                        ("regionSize", 320), ("maxMotion", 40)):
+        job.set(name, value)
+    out = job.render(1.0, 1, tiles=1)
+    log = job.run()
+    first, second = [r for r in daemon.requests if r["type"] == "RENDER"]
+    assert first["colorspace"] == "lin_rec709_srgb" and "model" not in first
+    assert second["model"] == "fake-alt" and second["colorspace"] == "ACEScg"
+    assert second["params"] == {"mix": 0.25, "temporal": False, "radius": 6, "max_motion": 40.0, "tile": 128,
+                                "region": 320}
+    assert log.choices("model") == ["Default (fake)", "fake", "fake-alt"]
+    assert log.values()["modelName"] == "fake-alt"
+    np.testing.assert_allclose(read_output(out, src), enhance(src, np.float32(0.25)), atol=1e-6)
+
+
+def test_mix_zero_is_an_identity(ofx, tmp_path, fake):
+    job = job_for(ofx, tmp_path, fake().address)
+    job.set("mix", 0)
+    job.identity(1)
+    assert job.run().all("IDENTITY") == ["1 0 Source"]
+
+
+def test_temporal_sends_only_the_neighbours_the_daemon_needs(ofx, tmp_path, fake):
+    daemon = fake()
+    job = job_for(ofx, tmp_path, daemon.address, {"temporal": 1, "radius": 2}, frame_range=(1, 5))
+    for f in range(1, 6):
+        job.source(1.0, f, frame(10 + f))
+    job.render(1.0, 3, tiles=1)
+    job.render(1.0, 4, tiles=1)
+    log = job.run()
+    assert log.render_statuses() == [0, 0] and not log.all("VIOLATION")
+    assert log.all("FRAMES") == ["3 0 1|5", "4 0 2|5"]  # clamped to the clip's frame range
+    have3, render3, have4, render4 = [r for r in daemon.requests if r["type"] in ("HAVE", "RENDER")]
+    assert sorted(n["frame"] for n in have3["neighbours"]) == [1, 2, 4, 5]
+    assert len(render3["attached"]) == 4 and render3["attached"] == sorted(render3["attached"], key=have3["digests"].index)
+    assert sorted(n["frame"] for n in have4["neighbours"]) == [2, 3, 5]  # frame 6 does not exist
+    assert "attached" not in render4  # the daemon already held every neighbour
+
+
+def test_identical_neighbours_are_dropped_and_reported(ofx, tmp_path, fake):
+    daemon = fake()
+    job = job_for(ofx, tmp_path, daemon.address, {"temporal": 1, "radius": 1}, frame_range=(1, 3),
+                  quirks=("same_neighbours",))
+    for f in (1, 2, 3):
+        job.source(1.0, f, frame(20 + f))
+    job.render(1.0, 2, tiles=1)
+    log = job.run()
+    assert log.render_statuses() == [0]
+    assert "same image for every neighbouring frame" in log.values()["status"]
+    assert "HAVE" not in daemon.types()
+
+
+def test_missing_render_scale_is_inferred_from_the_image_bounds(ofx, tmp_path, fake):
+    daemon = fake()
+    job = job_for(ofx, tmp_path, daemon.address, quirks=("omit_render_scale",))
+    job.source(1.0, 1, frame(5, 48, 64))
+    job.source(0.5, 1, frame(6, 24, 32))
+    job.render(0.5, 1, tiles=1)
+    assert job.run().render_statuses() == [0]
+    assert daemon.requests[-1]["scale"] == 0.5
+
+
+# ---- failures: each render returns with a message and the host carries on ----
+
+def test_daemon_not_running_fails_fast_naming_nightgrade_serve(ofx, tmp_path):
+    job = job_for(ofx, tmp_path, unused_address())
+    job.source(1.0, 1, frame(7))
+    job.render(1.0, 1)
+    job.render(1.0, 1)
+    log = job.run(timeout=30)
+    assert_failed_with(log, "cannot reach the daemon", "nightgrade serve")
+    assert len(log.persistent()) == 1  # the same error is not posted again
+
+
+def test_invalid_address_says_how_to_write_one(ofx, tmp_path):
+    job = job_for(ofx, tmp_path, "tcp://no-port-here")
+    job.source(1.0, 1, frame(7))
+    job.render(1.0, 1, tiles=1)
+    assert_failed_with(job.run(), "not a valid daemon address", "tcp://HOST:PORT")
+
+
+@pytest.mark.parametrize("mode,words", [
+    ("garbage", ("malformed reply", "not msgpack")), ("no_type", ("malformed reply", "no 'type'")),
+    ("bad_result", ("RESULT has", "wrong size")), ("wrong_window", ("RESULT has", "window"))])
+def test_malformed_replies_fail_the_render_with_a_message(ofx, tmp_path, fake, mode, words):
+    job = job_for(ofx, tmp_path, fake(mode=mode).address)
+    job.source(1.0, 1, frame(8))
+    job.render(1.0, 1, tiles=2)
+    assert_failed_with(job.run(), *words)
+
+
+def test_daemon_error_is_shown_with_its_code(ofx, tmp_path, fake):
+    job = job_for(ofx, tmp_path, fake(mode="error", error_code="UNKNOWN_MODEL").address)
+    job.source(1.0, 1, frame(9))
+    job.render(1.0, 1, tiles=1)
+    assert_failed_with(job.run(), "fake daemon refuses", "[UNKNOWN_MODEL]")
+
+
+def test_silent_daemon_counts_as_dead_after_the_heartbeat(ofx, tmp_path, fake):
+    job = job_for(ofx, tmp_path, fake(mode="silent").address, {"timeout": 60, "heartbeat": 0.5})
+    job.source(1.0, 1, frame(9))
+    job.render(1.0, 1, tiles=1)
+    assert_failed_with(job.run(timeout=30), "stopped answering")
+
+
+def test_busy_daemon_that_answers_pings_is_waited_for(ofx, tmp_path, fake):
+    daemon = fake(mode="slow", delay_s=2.5)
+    job = job_for(ofx, tmp_path, daemon.address, {"timeout": 30, "heartbeat": 1})
+    src = frame(10)
+    job.source(1.0, 1, src)
+    out = job.render(1.0, 1, tiles=1)
+    assert job.run().render_statuses() == [0]
+    assert "PING" in daemon.types()
+    np.testing.assert_array_equal(read_output(out, src), enhance(src, np.float32(1)))
+
+
+def test_a_full_queue_is_waited_out(ofx, tmp_path, fake):
+    daemon = fake(mode="busy_once")
+    job = job_for(ofx, tmp_path, daemon.address)
+    src = frame(19)
+    job.source(1.0, 1, src)
+    out = job.render(1.0, 1, tiles=1)
+    assert job.run().render_statuses() == [0]
+    assert daemon.types().count("RENDER") == 2
+    np.testing.assert_array_equal(read_output(out, src), enhance(src, np.float32(1)))
+
+
+def test_silent_daemon_past_a_short_timeout_is_not_called_busy(ofx, tmp_path, fake):
+    job = job_for(ofx, tmp_path, fake(mode="silent").address, {"timeout": 1, "heartbeat": 30})
+    job.source(1.0, 1, frame(11))
+    job.render(1.0, 1, tiles=1)
+    assert_failed_with(job.run(), "did not answer within 1 s, not even to PING")
+
+
+def test_busy_daemon_past_the_timeout_fails_saying_so(ofx, tmp_path, fake):
+    job = job_for(ofx, tmp_path, fake(mode="slow", delay_s=30).address, {"timeout": 2.5, "heartbeat": 1})
+    job.source(1.0, 1, frame(11))
+    job.render(1.0, 1, tiles=1)
+    assert_failed_with(job.run(), "alive but did not answer within 2.5 s", "busy", "Timeout")
+
+
+def test_host_abort_gives_up_without_an_error_message(ofx, tmp_path, fake):
+    job = job_for(ofx, tmp_path, fake(mode="slow", delay_s=30).address, {"timeout": 60}, quirks=("abort",))
+    job.source(1.0, 1, frame(12))
+    job.render(1.0, 1, tiles=1)
+    log = job.run()
+    assert log.completed() and log.render_statuses() == [1] and not log.persistent()
+
+
+def test_daemon_killed_mid_render(ofx, tmp_path):
+    daemon = subprocess.Popen([sys.executable, str(ROOT / "tests" / "ofx_fake_daemon.py"), "--mode", "stall"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        address = daemon.stdout.readline().split()[1]
+        job = job_for(ofx, tmp_path, address, {"timeout": 60, "heartbeat": 1})
+        job.source(1.0, 1, frame(13))
+        job.render(1.0, 1, tiles=1)
+        host = job.start()
+        while (line := daemon.stdout.readline()) and line.strip() != "GOT RENDER":
+            pass
+        daemon.send_signal(signal.SIGKILL)
+        stdout, stderr = host.communicate(timeout=30)
+    finally:
+        daemon.kill()
+        daemon.wait()
+    assert_failed_with(parse_log(stdout, host.returncode, stderr), "stopped answering", "restart `nightgrade serve`")
+
+
+def test_curve_keys_open_a_daemon_that_demands_them_and_only_authorised_ones(ofx, tmp_path, fake):
+    keys, allowed = tmp_path / "keys", tmp_path / "allowed"
+    keys.mkdir()
+    allowed.mkdir()
+    daemon_public, daemon_pair = zmq.auth.create_certificates(keys, "daemon")
+    client_public, client_pair = zmq.auth.create_certificates(keys, "workstation")
+    _, stranger_pair = zmq.auth.create_certificates(keys, "stranger")
+    shutil.copy(client_public, allowed)
+    address = fake(curve=(Path(daemon_pair), allowed)).address
+    logs = {}
+    for name, pair in (("authorised", client_pair), ("stranger", stranger_pair), ("no-keys", "")):
+        folder = tmp_path / name
+        folder.mkdir()
+        settings = {"curveServerKey": daemon_public, "curveClientKey": pair} if pair else {}
+        job = job_for(ofx, folder, address, settings)
+        job.source(1.0, 1, frame(17))
+        job.render(1.0, 1, tiles=1)
+        logs[name] = job.run()
+    assert logs["authorised"].render_statuses() == [0]
+    assert_failed_with(logs["stranger"], "with Curve", "authorised keys folder holds this machine's NAME.key")
+    assert_failed_with(logs["no-keys"], "cannot reach the daemon")
+
+
+@pytest.mark.parametrize("settings,words", [
+    ({"curveServerKey": "/nonexistent/daemon.key"}, ("needs both",)),
+    ({"curveServerKey": "/nonexistent/daemon.key", "curveClientKey": "/nonexistent/me.key_secret"},
+     ("cannot read the daemon's public key", "nightgrade keygen")),
+    ({"curveServerKey": __file__, "curveClientKey": __file__}, ("holds no public-key",))])
+def test_curve_key_mistakes_are_named(ofx, tmp_path, fake, settings, words):
+    job = job_for(ofx, tmp_path, fake().address, settings)
+    job.source(1.0, 1, frame(18))
+    job.render(1.0, 1, tiles=1)
+    assert_failed_with(job.run(), *words)
+
+
+def test_no_source_image_and_no_persistent_messages_are_survived(ofx, tmp_path):
+    job = job_for(ofx, tmp_path, unused_address(), quirks=("null_source", "no_persistent_message"))
+    job.source(1.0, 1, frame(14))
+    job.render(1.0, 1, tiles=1)
+    log = job.run()
+    assert log.completed() and log.render_statuses() == [1]
+    assert not log.persistent()  # the host has no persistent messages: a plain one instead
+    assert any("gave no source image" in m for m in log.all("MESSAGE"))
+
+
+def test_recovers_and_clears_the_message_when_the_daemon_comes_back(ofx, tmp_path):
+    address, go = unused_address(), tmp_path / "daemon-started"
+    job = job_for(ofx, tmp_path, address)
+    src = frame(15)
+    job.source(1.0, 1, src)
+    job.render(1.0, 1, tiles=1)
+    job.wait_for(go)
+    job.press("reconnect")
+    out = job.render(1.0, 1, tiles=1)
+    host = job.start()
+    daemon = None
+    try:
+        while (line := host.stdout.readline()) and not line.startswith("WAITING"):
+            pass
+        daemon = FakeDaemon(bind=address).start()
+        go.touch()
+        stdout, stderr = host.communicate(timeout=30)
+    finally:
+        if daemon is not None:
+            daemon.stop()
+    log = parse_log(stdout, host.returncode, stderr)
+    assert log.completed() and log.render_statuses() == [0]
+    assert any(k == "CLEAR" for k, _ in log.lines)
+    assert log.choices("model") == ["Default (fake)", "fake", "fake-alt"]
+    np.testing.assert_array_equal(read_output(out, src), enhance(src, np.float32(1)))
+
+
+# ---- the same failure cases and one good render under AddressSanitizer and UBSan ----
+
+def test_sanitized_build_is_clean_on_failures_and_success(ofx_asan, tmp_path, fake):
+    cases = [("down", unused_address(), {}), ("garbage", fake(mode="garbage").address, {}),
+             ("silent", fake(mode="silent").address, {"heartbeat": 0.3}), ("ok", fake().address, {})]
+    for name, address, settings in cases:
+        folder = tmp_path / name
+        folder.mkdir()
+        job = job_for(ofx_asan, folder, address, settings, depth="half", layout="negative")
+        src = frame(16, 24, 32)
+        job.source(1.0, 1, src)
+        job.source(0.5, 1, src[::2, ::2])
+        job.render(1.0, 1)
+        out = job.render(0.5, 1)
+        log = job.run(timeout=120)
+        assert log.completed(), (name, log.stderr[-3000:])
+        assert "Sanitizer" not in log.stderr and "runtime error" not in log.stderr, log.stderr[-3000:]
+        assert log.render_statuses() == ([0] * 4 if name == "ok" else [1] * 4), name
+    expected = quantise(enhance(quantise(src[::2, ::2], "half"), np.float32(1)), "half")
+    np.testing.assert_allclose(read_output(out, expected), expected, atol=0)
+
+
+# ---- against the real daemon: the node gives what `nightgrade enhance` gives ----
+
+LINEAR = "Linear Rec.709 (sRGB)"
+
+
+@pytest.fixture(scope="module")
+def serve(tiny_weights, tmp_path_factory):
+    """`nightgrade serve` with the tiny checkpoint on a free loopback port."""
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    process = start_serve(endpoint, tiny_weights, log)
+    try:
+        wait_ready(endpoint, process, log)
+        yield endpoint
+    finally:
+        stop_process(process)
+
+
+def night_sequence(folder: Path, frames: int, height: int = 64, width: int = 96) -> list[Path]:
+    """Dim, drifting scene-linear RGBA frames with a street light above 1 (float EXR)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(5)
+    base = rng.random((height, width + frames, 3), dtype=np.float32) * 0.2
+    paths = []
+    for t in range(frames):
+        rgb = base[:, t:t + width].copy()
+        rgb[20:24, 30:34] = 5.0
+        alpha = np.full((height, width, 1), 0.5, np.float32)
+        paths.append(folder / f"shot.{t + 1:04d}.exr")
+        write_image(paths[-1], np.concatenate([rgb, alpha], axis=2), pixel_type="float")
+    return paths
+
+
+def enhanced_by_cli(paths: list[Path], out: Path, weights: str, *flags: str) -> list[np.ndarray]:
+    pattern = str(paths[0]).replace(".0001.", ".####.")
+    assert cli_main(["enhance", pattern, str(out) + "/", "--weights", weights, "--device", "cpu", "--input-colorspace",
+                     LINEAR, "--bit-depth", "float", "--quiet", *flags]) == 0
+    return [read_image(p)[0] for p in sorted(out.glob("*.exr"))]
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.5])
+def test_node_gives_the_pixels_of_nightgrade_enhance(ofx, serve, tiny_weights, tmp_path, scale):
+    paths = night_sequence(tmp_path / "in", 1)
+    expected = enhanced_by_cli(paths, tmp_path / "cli", tiny_weights, "--scale", str(scale))[0]
+    job = job_for(ofx, tmp_path, serve, {"timeout": 120, "heartbeat": 10, "inputColorspace": LINEAR})
+    source = read_frame(str(paths[0]))
+    job.source(1.0, 1, source.pixels)
+    if scale != 1.0:  # the host hands a proxy image, downscaled as nightgrade downscales proxies
+        job.source(scale, 1, source.resized(expected.shape[1], expected.shape[0]).pixels)
+    out = job.render(scale, 1, tiles=2)
+    log = job.run(timeout=300)
+    assert log.render_statuses() == [0, 0], log.persistent()
+    assert np.abs(read_output(out, expected) - expected).max() <= 1e-4
+    assert np.abs(expected[..., :3] - source.resized(expected.shape[1], expected.shape[0]).pixels[..., :3]).max() > 0.05
+
+
+def test_temporal_node_gives_the_pixels_of_nightgrade_enhance_temporal(ofx, serve, tiny_weights, tmp_path):
+    paths = night_sequence(tmp_path / "in", 3)
+    expected = enhanced_by_cli(paths, tmp_path / "cli", tiny_weights, "--temporal", "--radius", "1")[1]
+    job = job_for(ofx, tmp_path, serve, {"timeout": 120, "heartbeat": 10, "inputColorspace": LINEAR, "temporal": 1,
+                                        "radius": 1}, frame_range=(1, 3))
+    for number, path in enumerate(paths, start=1):
+        job.source(1.0, number, read_frame(str(path)).pixels)
+    out = job.render(1.0, 2, tiles=2)
+    log = job.run(timeout=300)
+    assert log.render_statuses() == [0, 0], log.persistent()
+    assert "frames averaged" in log.values()["status"]
+    assert np.abs(read_output(out, expected) - expected).max() <= 1e-4
