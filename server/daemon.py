@@ -19,6 +19,7 @@ Log lines are ``key=value`` pairs with the request id, on stderr.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -49,7 +50,9 @@ _RESULTS = "inproc://nightgrade-results-{}"
 @dataclass(frozen=True)
 class DaemonConfig:
     """``nightgrade serve`` options. ``cache_mb``: enhanced frames kept in memory; ``flow_cache_mb``:
-    reverse flows kept for the temporal window; ``max_jobs``: requests batched together."""
+    reverse flows kept for the temporal window; ``max_jobs``: requests whose tiles share generator
+    batches (None: 8 on CUDA; 1 on a CPU, where bigger batches measured slower per tile, see
+    docs/benchmarks.md "Cross-request tile batching")."""
 
     bind: str = proto.DEFAULT_ENDPOINT
     weights: tuple[str, ...] = ()
@@ -59,7 +62,7 @@ class DaemonConfig:
     cache_dir: str | None = None
     flow_cache_mb: int = 1024
     max_queue: int = 64
-    max_jobs: int = 8
+    max_jobs: int | None = None
     ocio_config: str | None = None
     curve: CurveServerConfig | None = None
     insecure: bool = False
@@ -69,7 +72,7 @@ class DaemonConfig:
         for name in ("cache_mb", "flow_cache_mb"):
             if getattr(self, name) < 0:
                 raise UsageError(f"--{name.replace('_', '-')} {getattr(self, name)} is negative")
-        if self.max_queue < 1 or self.max_jobs < 1:
+        if self.max_queue < 1 or (self.max_jobs is not None and self.max_jobs < 1):
             raise UsageError(f"--max-queue {self.max_queue} must be at least 1")
 
 
@@ -104,6 +107,8 @@ class Daemon:
         self.cache = FrameCache(cfg.cache_mb * MB, cfg.cache_dir)
         self.flows = PairFlows(FlowConfig(), budget_bytes=cfg.flow_cache_mb * MB)
         self.scheduler = Scheduler(cfg.max_queue)
+        on_gpu = self.models.models[0].engine.device.type == "cuda"
+        self.max_jobs = cfg.max_jobs if cfg.max_jobs is not None else (8 if on_gpu else 1)
         self.counters = Counters()
         self.started = time.monotonic()
         self.endpoint: str | None = None
@@ -241,12 +246,17 @@ class Daemon:
         out.connect(address)
         try:
             while not self._stop.is_set():
-                jobs = self.scheduler.take(self.cfg.max_jobs, timeout=_POLL_MS / 1000.0)
+                jobs = self.scheduler.take(self.max_jobs, timeout=_POLL_MS / 1000.0)
                 if not jobs:
                     continue
                 self._busy.set()
                 try:
                     self._render(jobs, out)
+                except Exception as err:  # noqa: BLE001 - a dead worker would leave every later request unanswered
+                    log.exception("event=worker_error jobs=%s", ",".join(job.request_id for job in jobs))
+                    for job in jobs:
+                        with contextlib.suppress(UsageError):  # already answered and finished
+                            self._fail(job, err, out)
                 finally:
                     self._busy.clear()
         finally:

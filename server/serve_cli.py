@@ -25,6 +25,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cache-mb", type=int, default=4096, help="memory for enhanced frames in MB (default 4096)")
     p.add_argument("--cache-dir", help="disk tier for enhanced frames (EXR), shared with farm renders")
     p.add_argument("--max-queue", type=int, default=64, help="requests waiting before BUSY answers (default 64)")
+    p.add_argument("--max-jobs", type=int, help="requests whose tiles share generator batches (default: 8 on CUDA, "
+                                                "1 on a CPU, where bigger batches measured slower)")
     p.add_argument("--ocio-config", help="OCIO config (default: $OCIO, else ocio://studio-config-latest)")
     p.add_argument("--curve-secret-key", type=Path, help="the daemon's Curve key pair (.key_secret from keygen)")
     p.add_argument("--curve-authorized-keys", type=Path, help="folder of clients' public .key files allowed in")
@@ -81,6 +83,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     curve = CurveServerConfig(args.curve_secret_key, args.curve_authorized_keys) if given[0] else None
     daemon = Daemon(DaemonConfig(bind=args.bind, weights=tuple(args.weights), device=args.device, batch=args.batch,
                                  cache_mb=args.cache_mb, cache_dir=args.cache_dir, max_queue=args.max_queue,
+                                 max_jobs=args.max_jobs,
                                  ocio_config=args.ocio_config, curve=curve, insecure=args.insecure))
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: daemon.stop())

@@ -37,7 +37,8 @@ def _one_thread() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def daemon(tiny_weights: str) -> Iterator[Daemon]:
-    served = Daemon(DaemonConfig(bind="tcp://127.0.0.1:0", weights=(tiny_weights,), device="cpu", cache_mb=256))
+    served = Daemon(DaemonConfig(bind="tcp://127.0.0.1:0", weights=(tiny_weights,), device="cpu", cache_mb=256,
+                                 max_jobs=8))  # cross-request batching on, as on a GPU
     ready = threading.Event()
     thread = threading.Thread(target=served.serve, args=(ready,), daemon=True)
     thread.start()
