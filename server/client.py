@@ -321,8 +321,10 @@ class Client:
             if reply is not None:
                 return self._checked(reply, P.REPLY_TO[kind])
             if cancel is not None and cancel.is_set():
+                self._drop_socket()  # its queued RENDER must not reach a daemon that comes back
                 raise daemon_error(P.CANCELLED_CODE, f"RENDER {request_id} cancelled while the daemon at "
                                    f"{self.endpoint} was not answering")
+        self._drop_socket()  # else its queued resend reaches a restarted daemon: work nobody waits for
         tries = 1 + self.retries
         raise DaemonUnavailable(f"no reply from the NightGrade daemon at {self.endpoint} within {self.timeout_s:g} s "
                                 f"({tries} {'try' if tries == 1 else 'tries'}): start it with `nightgrade serve` "
@@ -387,7 +389,10 @@ class Client:
         socket = self._sock()
         if not socket.poll(int(self.timeout_s * 1000), zmq.POLLOUT):
             return False
-        socket.send_multipart(frames, copy=False)
+        try:  # a refused Curve handshake drops the only pipe, maybe since the poll: never block on it
+            socket.send_multipart(frames, copy=False, flags=zmq.NOBLOCK)
+        except zmq.Again:
+            return False
         return True
 
     def _receive(self, wanted: Collection[str], timeout_s: float,

@@ -72,8 +72,10 @@ class DaemonConfig:
         for name in ("cache_mb", "flow_cache_mb"):
             if getattr(self, name) < 0:
                 raise UsageError(f"--{name.replace('_', '-')} {getattr(self, name)} is negative")
-        if self.max_queue < 1 or (self.max_jobs is not None and self.max_jobs < 1):
+        if self.max_queue < 1:
             raise UsageError(f"--max-queue {self.max_queue} must be at least 1")
+        if self.max_jobs is not None and self.max_jobs < 1:
+            raise UsageError(f"--max-jobs {self.max_jobs} must be at least 1")
 
 
 class Counters:

@@ -50,3 +50,19 @@ def read_image(path: Path) -> tuple[np.ndarray, oiio.ImageSpec]:
     spec = oiio.ImageSpec(image.spec())
     image.close()
     return np.asarray(pixels, dtype=np.float32), spec
+
+
+@pytest.fixture(scope="session")
+def ofx():
+    """The OFX plugin and test host, Release build (built once per session, reused)."""
+    from ofx_host.driver import ROOT, build
+
+    return build(ROOT / "build" / "ofx")
+
+
+@pytest.fixture(scope="session")
+def ofx_asan():
+    """The same with AddressSanitizer and UBSan."""
+    from ofx_host.driver import ROOT, build
+
+    return build(ROOT / "build" / "ofx-asan", sanitize=True)

@@ -1,7 +1,7 @@
 """OFX bridge (issue 7): NightGrade.ofx built with CMake and driven by our own OpenFX host
 (tests/ofx_host) against a fake daemon (tests/ofx_fake_daemon.py) whose pixel function the tests
 reproduce and which misbehaves on request; one AddressSanitizer/UBSan build running the failure
-cases; and the real `nightgrade serve`, whose pixels through the node must equal `nightgrade enhance`."""
+cases. The real `nightgrade serve` behind the node: tests/test_ofx_bridge_daemon.py."""
 from __future__ import annotations
 
 import shutil
@@ -14,23 +14,9 @@ import numpy as np
 import pytest
 import zmq.auth
 
-from tests.conftest import read_image, write_image
-from daemon_fixtures import free_port, start_serve, stop_process, wait_ready
-from nightgrade.colorpipeline.imageio import read_frame
-from nightgrade.server.cli import main as cli_main
 from ofx_fake_daemon import FakeDaemon, enhance
-from ofx_host.driver import (ROOT, Build, Job, assert_failed_with, build, exported_symbols, frame, job_for,
+from ofx_host.driver import (ROOT, Job, assert_failed_with, exported_symbols, frame, job_for,
                              parse_log, quantise, read_output, unused_address)
-
-
-@pytest.fixture(scope="session")
-def ofx() -> Build:
-    return build(ROOT / "build" / "ofx")
-
-
-@pytest.fixture(scope="session")
-def ofx_asan() -> Build:
-    return build(ROOT / "build" / "ofx-asan", sanitize=True)
 
 
 @pytest.fixture
@@ -409,73 +395,3 @@ def test_sanitized_build_is_clean_on_failures_and_success(ofx_asan, tmp_path, fa
         assert log.render_statuses() == ([0] * 4 if name == "ok" else [1] * 4), name
     expected = quantise(enhance(quantise(src[::2, ::2], "half"), np.float32(1)), "half")
     np.testing.assert_allclose(read_output(out, expected), expected, atol=0)
-
-
-# ---- against the real daemon: the node gives what `nightgrade enhance` gives ----
-
-LINEAR = "Linear Rec.709 (sRGB)"
-
-
-@pytest.fixture(scope="module")
-def serve(tiny_weights, tmp_path_factory):
-    """`nightgrade serve` with the tiny checkpoint on a free loopback port."""
-    endpoint = f"tcp://127.0.0.1:{free_port()}"
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
-    process = start_serve(endpoint, tiny_weights, log)
-    try:
-        wait_ready(endpoint, process, log)
-        yield endpoint
-    finally:
-        stop_process(process)
-
-
-def night_sequence(folder: Path, frames: int, height: int = 64, width: int = 96) -> list[Path]:
-    """Dim, drifting scene-linear RGBA frames with a street light above 1 (float EXR)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(5)
-    base = rng.random((height, width + frames, 3), dtype=np.float32) * 0.2
-    paths = []
-    for t in range(frames):
-        rgb = base[:, t:t + width].copy()
-        rgb[20:24, 30:34] = 5.0
-        alpha = np.full((height, width, 1), 0.5, np.float32)
-        paths.append(folder / f"shot.{t + 1:04d}.exr")
-        write_image(paths[-1], np.concatenate([rgb, alpha], axis=2), pixel_type="float")
-    return paths
-
-
-def enhanced_by_cli(paths: list[Path], out: Path, weights: str, *flags: str) -> list[np.ndarray]:
-    pattern = str(paths[0]).replace(".0001.", ".####.")
-    assert cli_main(["enhance", pattern, str(out) + "/", "--weights", weights, "--device", "cpu", "--input-colorspace",
-                     LINEAR, "--bit-depth", "float", "--quiet", *flags]) == 0
-    return [read_image(p)[0] for p in sorted(out.glob("*.exr"))]
-
-
-@pytest.mark.parametrize("scale", [1.0, 0.5])
-def test_node_gives_the_pixels_of_nightgrade_enhance(ofx, serve, tiny_weights, tmp_path, scale):
-    paths = night_sequence(tmp_path / "in", 1)
-    expected = enhanced_by_cli(paths, tmp_path / "cli", tiny_weights, "--scale", str(scale))[0]
-    job = job_for(ofx, tmp_path, serve, {"timeout": 120, "heartbeat": 10, "inputColorspace": LINEAR})
-    source = read_frame(str(paths[0]))
-    job.source(1.0, 1, source.pixels)
-    if scale != 1.0:  # the host hands a proxy image, downscaled as nightgrade downscales proxies
-        job.source(scale, 1, source.resized(expected.shape[1], expected.shape[0]).pixels)
-    out = job.render(scale, 1, tiles=2)
-    log = job.run(timeout=300)
-    assert log.render_statuses() == [0, 0], log.persistent()
-    assert np.abs(read_output(out, expected) - expected).max() <= 1e-4
-    assert np.abs(expected[..., :3] - source.resized(expected.shape[1], expected.shape[0]).pixels[..., :3]).max() > 0.05
-
-
-def test_temporal_node_gives_the_pixels_of_nightgrade_enhance_temporal(ofx, serve, tiny_weights, tmp_path):
-    paths = night_sequence(tmp_path / "in", 3)
-    expected = enhanced_by_cli(paths, tmp_path / "cli", tiny_weights, "--temporal", "--radius", "1")[1]
-    job = job_for(ofx, tmp_path, serve, {"timeout": 120, "heartbeat": 10, "inputColorspace": LINEAR, "temporal": 1,
-                                        "radius": 1}, frame_range=(1, 3))
-    for number, path in enumerate(paths, start=1):
-        job.source(1.0, number, read_frame(str(path)).pixels)
-    out = job.render(1.0, 2, tiles=2)
-    log = job.run(timeout=300)
-    assert log.render_statuses() == [0, 0], log.persistent()
-    assert "frames averaged" in log.values()["status"]
-    assert np.abs(read_output(out, expected) - expected).max() <= 1e-4
