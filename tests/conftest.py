@@ -66,3 +66,17 @@ def ofx_asan():
     from ofx_host.driver import ROOT, build
 
     return build(ROOT / "build" / "ofx-asan", sanitize=True)
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny frames: threads only add overhead, and other work shares this machine's cores. Use with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import cv2
+
+    cv2_threads, torch_threads = cv2.getNumThreads(), torch.get_num_threads()
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+    yield
+    cv2.setNumThreads(cv2_threads)
+    torch.set_num_threads(torch_threads)

@@ -12,7 +12,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from nightgrade.server import protocol as proto
 from nightgrade.server.cli import main
@@ -24,15 +23,7 @@ from tests.conftest import read_image, write_image
 SRGB = "sRGB Encoded Rec.709 (sRGB)"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny frames: threads only add overhead, and other work shares this machine's cores."""
-    cv2_threads, torch_threads = cv2.getNumThreads(), torch.get_num_threads()
-    cv2.setNumThreads(1)
-    torch.set_num_threads(1)
-    yield
-    cv2.setNumThreads(cv2_threads)
-    torch.set_num_threads(torch_threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from nightgrade.colorpipeline.lowlight import CameraModel, simulate_low_light
 from nightgrade.colorpipeline.metrics import flicker_error, ghosting_error
@@ -25,15 +24,7 @@ from tests.conftest import read_image, write_image
 WORKING = {"oiio:ColorSpace": "srgb_rec709_scene"}  # the tiny model's working space: no conversion
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny frames: threads only add overhead, and other work shares this machine's cores."""
-    cv2_threads, torch_threads = cv2.getNumThreads(), torch.get_num_threads()
-    cv2.setNumThreads(1)
-    torch.set_num_threads(1)
-    yield
-    cv2.setNumThreads(cv2_threads)
-    torch.set_num_threads(torch_threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _identity(self: Engine, batch: np.ndarray) -> np.ndarray:
