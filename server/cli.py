@@ -19,6 +19,7 @@ from nightgrade.server import commands, serve_cli, train_cli
 
 if TYPE_CHECKING:
     from nightgrade.server.render import RenderOptions
+    from nightgrade.server.temporal_render import TemporalRenderConfig
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,6 +50,9 @@ def _add_enhance(sub: argparse._SubParsersAction) -> None:
                                        "(default: the input's where the format allows it, else the format's)")
     p.add_argument("--compression", help="EXR/TIFF compression, e.g. zip, piz, dwaa, none")
     p.add_argument("--compile", action="store_true", help="torch.compile the generator (slow start, faster frames)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="render every frame; by default output frames that exist and are complete (size, "
+                        "channels, readable) are kept, so a stopped render resumes")
     t = p.add_argument_group("temporal smoothing (paper Sec. 3.4)")
     t.add_argument("--temporal", action="store_true",
                    help="average motion-compensated neighbouring frames against flicker; with --frames, "
@@ -59,6 +63,12 @@ def _add_enhance(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--cache-mb", type=int, help="memory for enhanced frames in MB (default: the whole window)")
     t.add_argument("--cache-dir",
                    help="folder for a disk cache of enhanced frames that farm chunks share (created if missing)")
+    f = p.add_argument_group("render farm (docs/farm.md)")
+    f.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                   help="render in chunks on a Ray cluster: one worker per GPU, or per CPU when there is none; "
+                        "ADDRESS like head:6379 (default: $RAY_ADDRESS, else a local Ray instance)")
+    f.add_argument("--chunk-size", type=int, help="with --ray: frames per chunk (default 10)")
+    f.add_argument("--ray-workers", type=int, help="with --ray: workers to start (default: one per GPU or CPU)")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     serve_cli.add_client_arguments(p)
@@ -100,10 +110,17 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
         input_colorspace=args.input_colorspace, output_colorspace=args.output_colorspace,
         ocio_config=args.ocio_config, scale=args.scale, tile=args.tile, region=args.region,
         stride=args.stride, batch=args.batch, device=args.device, mix=args.mix,
-        bit_depth=args.bit_depth, compression=args.compression, compile=args.compile,
+        bit_depth=args.bit_depth, compression=args.compression, compile=args.compile, overwrite=args.overwrite,
     )
     show_progress = not (args.quiet or args.json)
-    if args.server:
+    farm = [flag for name, flag in _FARM_FLAGS.items() if getattr(args, name) is not None]
+    if args.ray is not None and args.server:
+        raise UsageError("--ray and --server both render elsewhere: pick one")
+    if args.ray is None and farm:
+        raise UsageError(f"{', '.join(farm)} only apply with --ray: add --ray or leave them out")
+    if args.ray is not None:
+        summary = _render_ray(opts, args, show_progress)
+    elif args.server:
         summary = _render_remote(opts, args, show_progress)
     elif args.model:
         raise UsageError("--model picks a model of a daemon: add --server, or give --weights for a local render")
@@ -118,10 +135,31 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2))
     else:
         temporal = (f"; {summary['generator_passes']} generator passes, cache hit rate "
-                    f"{summary['cache']['hit_rate']:.0%}") if args.temporal and not args.server else ""
-        print(f"wrote {summary['frames_written']} frame(s) to {summary['output']} "
+                    f"{summary['cache']['hit_rate']:.0%}") if args.temporal and "cache" in summary else ""
+        skipped = f", kept {summary['frames_skipped']} complete" if summary.get("frames_skipped") else ""
+        ray = summary.get("ray")
+        where = f" on {ray['workers']} Ray worker(s) in {ray['chunks']} chunk(s)" if ray else ""
+        print(f"wrote {summary['frames_written']} frame(s) to {summary['output']}{skipped}{where} "
               f"({summary['seconds']:.1f} s, {summary['frames_per_second']:.3f} frames/s{temporal})")
     return 0
+
+
+_FARM_FLAGS = {"chunk_size": "--chunk-size", "ray_workers": "--ray-workers"}
+
+
+def _render_ray(opts: RenderOptions, args: argparse.Namespace, show_progress: bool) -> dict:
+    from nightgrade.colorpipeline.errors import UsageError
+    from nightgrade.server.farm_ray import RayConfig, render_on_ray
+
+    if args.model:
+        raise UsageError("--model picks a model of a daemon; with --ray give --weights")
+    if not args.temporal:
+        given = [flag for name, flag in _TEMPORAL_FLAGS.items() if getattr(args, name) is not None]
+        if given:
+            raise UsageError(f"{', '.join(given)} only apply to temporal renders: add --temporal or leave them out")
+    cfg = RayConfig(address=args.ray or None, chunk_size=10 if args.chunk_size is None else args.chunk_size,
+                    workers=args.ray_workers)
+    return render_on_ray(opts, cfg, _temporal_config(args) if args.temporal else None, show_progress)
 
 
 _LOCAL_ONLY = {"weights": "--weights (use --model)", "batch": "--batch", "compile": "--compile",
@@ -150,13 +188,18 @@ def _render_remote(opts: RenderOptions, args: argparse.Namespace, show_progress:
 
 
 def _render_temporal(opts: RenderOptions, args: argparse.Namespace, show_progress: bool) -> dict:
+    from nightgrade.server.temporal_render import render_temporal
+
+    return render_temporal(opts, _temporal_config(args), show_progress=show_progress)
+
+
+def _temporal_config(args: argparse.Namespace) -> TemporalRenderConfig:
     from nightgrade.colorpipeline.temporal import DEFAULT_MAX_MOTION, MAX_RADIUS, TemporalConfig
-    from nightgrade.server.temporal_render import TemporalRenderConfig, render_temporal
+    from nightgrade.server.temporal_render import TemporalRenderConfig
 
     window = TemporalConfig(radius=MAX_RADIUS if args.radius is None else args.radius,
                             max_motion=DEFAULT_MAX_MOTION if args.max_motion is None else args.max_motion)
-    cfg = TemporalRenderConfig(window=window, cache_mb=args.cache_mb, cache_dir=args.cache_dir)
-    return render_temporal(opts, cfg, show_progress=show_progress)
+    return TemporalRenderConfig(window=window, cache_mb=args.cache_mb, cache_dir=args.cache_dir)
 
 
 def _cmd_info(args: argparse.Namespace) -> int:

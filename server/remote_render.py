@@ -52,13 +52,16 @@ def render_remote(opts: RenderOptions, server: ServerOptions, window: TemporalCo
     params = proto.RenderParams(mix=opts.mix, temporal=window is not None,
                                 radius=window.radius if window else proto.MAX_RADIUS,
                                 max_motion=window.max_motion if window else 256.0, tile=opts.tile, region=opts.region)
-    passes, averaged = 0, []
+    pending = plan.pending  # outputs already complete are kept (resumable farm renders, `--overwrite`)
+    passes, averaged, model = 0, [], None
+    if not pending:
+        return plan.summary(time.perf_counter() - started, 0) | {"server": server.endpoint, "generator_passes": 0}
     with Client(server.endpoint, timeout_s=server.timeout_s, retries=server.retries, curve=server.curve) as client, \
-            TileProgress(len(plan.outputs), 1, enabled=show_progress) as progress:
+            TileProgress(len(pending), 1, enabled=show_progress) as progress:
         welcome = client.hello()
         sources: dict[int, WirePixels] = {}
         frames = {}
-        for t, out_path in zip(plan.output_frames, plan.outputs):
+        for t, out_path in pending:
             progress.start_frame(t)
             offsets = window_offsets(t, first, last, window.radius) if window else ()
             for n in (t, *(t + k for k in offsets)):
@@ -71,19 +74,15 @@ def render_remote(opts: RenderOptions, server: ServerOptions, window: TemporalCo
             write_frame(out_path, frames[t].with_rgb(result.pixels).with_colorspace(output), plan.write_options)
             passes += result.generator_passes
             averaged.append(result.frames_averaged)
+            model = result.model
             for n in [n for n in sources if n <= t - (window.radius if window else 0)]:
                 del sources[n], frames[n]  # behind the window: never needed again in an ordered render
             progress.tiles_done(1, 1)
             progress.end_frame()
-    seconds = time.perf_counter() - started
-    written = len(plan.outputs)
-    return {
-        "input": plan.spec.display_pattern, "output": opts.output, "frames": [plan.output_frames[0], plan.output_frames[-1]],
-        "frames_written": written, "seconds": round(seconds, 3),
-        "frames_per_second": round(written / seconds, 4) if seconds > 0 else 0.0,
-        "width": plan.width, "height": plan.height, "scale": opts.scale,
+    written = len(pending)
+    return plan.summary(time.perf_counter() - started, written) | {
         "server": server.endpoint, "server_version": welcome.get("server"), "device": welcome.get("device"),
-        "model": result.model if written else None, "colorspaces": {"input": source, "output": output},
+        "model": model, "colorspaces": {"input": source, "output": output},
         "mix": opts.mix, "generator_passes": passes,
         "generator_passes_per_frame": round(passes / written, 4),
         "mean_frames_averaged": round(sum(averaged) / len(averaged), 4),

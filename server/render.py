@@ -10,6 +10,9 @@ This is the in-process pixel path that the CLI, the daemon and farm workers shar
 4. tiled inference with Gaussian merge (paper Sec. 3.1-3.3, ``models.engine``);
 5. optional mix with the input, conversion to the output colourspace, atomic write with the
    input's metadata, alpha and extra channels.
+
+Renders resume: an output frame that already exists and validates (``farm_resume``) is skipped
+unless ``RenderOptions.overwrite``; when every frame is done no model is loaded at all.
 """
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ from nightgrade.colorpipeline.sequence import SequenceSpec, output_path_for, res
 from nightgrade.colorpipeline.tiles import TileConfig, plan_tiles
 from nightgrade.models.engine import Engine, EngineConfig
 from nightgrade.server.defaults import resolve_weights
+from nightgrade.server.farm_resume import completed_frames, expected_output
 from nightgrade.server.progress import TileProgress
 
 
@@ -55,6 +59,7 @@ class RenderOptions:
     bit_depth: str | None = None
     compression: str | None = None
     compile: bool = False
+    overwrite: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 < self.scale <= 1.0:
@@ -178,7 +183,8 @@ def _proxy(frame: Frame, scale: float) -> Frame:
 @dataclass(frozen=True, eq=False)
 class SequencePlan:
     """The files of a render, checked before any pixel work: the sequence read (``spec``, with
-    handle frames for a temporal render), the frames written and where, and the render size."""
+    handle frames for a temporal render), the frames requested and where they go, the render
+    size, and the requested frames whose outputs are already complete (``done``)."""
 
     opts: RenderOptions
     spec: SequenceSpec
@@ -188,11 +194,27 @@ class SequencePlan:
     write_options: WriteOptions
     width: int
     height: int
+    done: frozenset[int]
+
+    @property
+    def pending(self) -> tuple[tuple[int, str], ...]:
+        """(frame, output path) of every requested frame still to write, in order."""
+        return tuple((f, path) for f, path in zip(self.output_frames, self.outputs) if f not in self.done)
 
     def read(self, frame_number: int) -> Frame:
         """One input frame, checked against the sequence and resized for proxies."""
         return _proxy(read_frame(self.spec.path_for(frame_number), frame=frame_number, expect=self.info),
                       self.opts.scale)
+
+    def summary(self, seconds: float, frames_written: int) -> dict[str, Any]:
+        """The JSON-able summary of what a render of this plan did with the files."""
+        requested = self.output_frames
+        return {
+            "input": self.spec.display_pattern, "output": self.opts.output, "frames": [requested[0], requested[-1]],
+            "frames_written": frames_written, "frames_skipped": len(self.done), "seconds": round(seconds, 3),
+            "frames_per_second": round(frames_written / seconds, 4) if seconds > 0 else 0.0,
+            "width": self.width, "height": self.height, "scale": self.opts.scale,
+        }
 
 
 @dataclass(frozen=True, eq=False)
@@ -207,13 +229,8 @@ class RenderSetup(SequencePlan):
     tiles_per_frame: int
 
     def summary(self, seconds: float, frames_written: int) -> dict[str, Any]:
-        spec, engine, tiles, colours = self.spec, self.engine, self.tiles, self.colours
-        written = self.output_frames
-        return {
-            "input": spec.display_pattern, "output": self.opts.output, "frames": [written[0], written[-1]],
-            "frames_written": frames_written, "seconds": round(seconds, 3),
-            "frames_per_second": round(frames_written / seconds, 4) if seconds > 0 else 0.0,
-            "width": self.width, "height": self.height, "scale": self.opts.scale,
+        engine, tiles, colours = self.engine, self.tiles, self.colours
+        return super().summary(seconds, frames_written) | {
             "weights": self.weights, "model": f"{engine.meta.model_name} {engine.meta.model_version}",
             "device": str(engine.device), "batch_size": engine.batch_size_for(tiles.local),
             "tiles": dataclasses.asdict(tiles) | {"per_frame": self.tiles_per_frame},
@@ -223,7 +240,8 @@ class RenderSetup(SequencePlan):
 
 
 def plan_sequence(opts: RenderOptions, frames: str | None = None) -> SequencePlan:
-    """Check all input headers (missing frames, size changes) and the output path and format.
+    """Check all input headers (missing frames, size changes) and the output path and format,
+    and find the outputs already complete (none with ``opts.overwrite``).
 
     ``frames`` overrides ``opts.frames`` for the sequence probed (a temporal render probes the
     handle frames around the requested range too); outputs are planned for ``opts.frames`` only.
@@ -236,16 +254,29 @@ def plan_sequence(opts: RenderOptions, frames: str | None = None) -> SequencePla
     _make_output_folder(outputs[0])
     check_output(outputs[0], write_options, info)
     height, width = max(1, round(info.height * opts.scale)), max(1, round(info.width * opts.scale))
-    return SequencePlan(opts, spec, info, requested.frames, outputs, write_options, width, height)
+    done = frozenset() if opts.overwrite else completed_frames(
+        requested.frames, outputs, expected_output(outputs[0], read_header(info.reference), opts.scale))
+    return SequencePlan(opts, spec, info, requested.frames, outputs, write_options, width, height, done)
 
 
-def prepare_render(opts: RenderOptions, frames: str | None = None) -> RenderSetup:
-    """Check everything that can be checked before rendering (``plan_sequence``), then load the
-    weights and resolve colourspaces and tile geometry."""
-    plan = plan_sequence(opts, frames)
+def load_engine(opts: RenderOptions) -> Engine:
+    """The generator of a render: ``opts.weights`` (else the shipped model) placed per ``opts``."""
+    return Engine.from_checkpoint(resolve_weights(opts.weights), EngineConfig(
+        device=opts.device, batch_size=opts.batch, compile=opts.compile))
+
+
+def prepare_render(opts: RenderOptions, frames: str | None = None, engine: Engine | None = None) -> RenderSetup:
+    """Check everything that can be checked before rendering (``plan_sequence``), then set up the
+    pixel path (``setup_for``)."""
+    return setup_for(plan_sequence(opts, frames), engine)
+
+
+def setup_for(plan: SequencePlan, engine: Engine | None = None) -> RenderSetup:
+    """Load the weights (unless ``engine``, loaded from ``opts.weights`` by a farm worker that
+    renders many chunks, is given) and resolve colourspaces and tile geometry."""
+    opts = plan.opts
     weights = resolve_weights(opts.weights)
-    engine = Engine.from_checkpoint(weights, EngineConfig(device=opts.device, batch_size=opts.batch,
-                                                          compile=opts.compile))
+    engine = engine if engine is not None else load_engine(opts)
     colours = plan_colours(opts, plan.spec.path_for(plan.spec.frames[0]), engine.meta.colorspace)
     tiles = tile_config_for(opts, engine)
     return RenderSetup(**{f.name: getattr(plan, f.name) for f in dataclasses.fields(plan)}, weights=weights,
@@ -253,15 +284,20 @@ def prepare_render(opts: RenderOptions, frames: str | None = None) -> RenderSetu
                        tiles_per_frame=plan_tiles(plan.height, plan.width, tiles).count)
 
 
-def render_sequence(opts: RenderOptions, show_progress: bool = True) -> dict[str, Any]:
-    """Render every frame of ``opts.input`` to ``opts.output``; returns a JSON-able summary."""
+def render_sequence(opts: RenderOptions, show_progress: bool = True, engine: Engine | None = None) -> dict[str, Any]:
+    """Render every frame of ``opts.input`` not yet complete to ``opts.output`` (with ``engine``
+    when given, see ``setup_for``); returns a JSON-able summary."""
     started = time.perf_counter()
-    setup = prepare_render(opts)
-    with TileProgress(len(setup.spec.frames), setup.tiles_per_frame, enabled=show_progress) as progress:
-        for frame_number, out_path in zip(setup.output_frames, setup.outputs):
+    plan = plan_sequence(opts)
+    pending = plan.pending
+    if not pending:
+        return plan.summary(time.perf_counter() - started, 0)
+    setup = setup_for(plan, engine)
+    with TileProgress(len(pending), setup.tiles_per_frame, enabled=show_progress) as progress:
+        for frame_number, out_path in pending:
             frame = setup.read(frame_number)
             progress.start_frame(frame_number)
             write_frame(out_path, enhance_frame(frame, setup.engine, setup.colours, setup.tiles, opts.mix,
                                                 progress.tiles_done), setup.write_options)
             progress.end_frame()
-    return setup.summary(time.perf_counter() - started, len(setup.spec.frames))
+    return setup.summary(time.perf_counter() - started, len(pending))

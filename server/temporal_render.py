@@ -43,7 +43,8 @@ Farm chunks (``--frames``): the window reaches up to N frames past each end of t
 handle frames are read as far as the sequence on disk continues. Each frame of a chunk then has
 the same window, enhanced frames, flows and output pixels as in a render of the whole sequence.
 Handles cost up to 2N extra generator passes per chunk, unless a shared ``cache_dir`` already
-holds them.
+holds them. A rerun of a chunk writes only the frames not yet complete (``render`` module doc);
+the handles of those frames are read again, so each still gets the window of a whole render.
 """
 from __future__ import annotations
 
@@ -61,9 +62,10 @@ from nightgrade.colorpipeline.motion import FlowConfig
 from nightgrade.colorpipeline.sequence import SequenceSpec, resolve_input
 from nightgrade.colorpipeline.temporal import TemporalConfig, window_offsets
 from nightgrade.colorpipeline.temporal_window import PairFlows, smooth_frame
+from nightgrade.models.engine import Engine
 from nightgrade.server.frame_cache import FrameCache, frame_key
 from nightgrade.server.progress import TileProgress
-from nightgrade.server.render import RenderOptions, RenderSetup, finish_frame, prepare_render, to_working
+from nightgrade.server.render import RenderOptions, RenderSetup, finish_frame, plan_sequence, setup_for, to_working
 
 MB = 2**20
 
@@ -170,31 +172,37 @@ class EnhancedFrames:
 
 
 def render_temporal(opts: RenderOptions, cfg: TemporalRenderConfig = TemporalRenderConfig(),
-                    show_progress: bool = True) -> dict[str, Any]:
-    """Render ``opts.frames`` (default: the whole sequence) of ``opts.input`` with the temporal
-    window of Sec. 3.4 (steps in the module doc); returns the per-frame path's JSON-able summary
-    with the temporal settings, generator passes, flow estimates, cache statistics and timings."""
+                    show_progress: bool = True, engine: Engine | None = None) -> dict[str, Any]:
+    """Render the frames of ``opts.frames`` (default: the whole sequence) of ``opts.input`` not yet
+    complete with the temporal window of Sec. 3.4 (steps in the module doc; ``engine``: see
+    ``render.setup_for``); returns the per-frame path's JSON-able summary with the temporal
+    settings, generator passes, flow estimates, cache statistics and timings."""
     started = time.perf_counter()
     radius = cfg.window.radius
     requested = resolve_input(opts.input, opts.frames)
     first, last = window_extent(requested, radius)
     widened = (first, last) != (requested.frames[0], requested.frames[-1])
-    setup = prepare_render(opts, f"{first}-{last}" if widened else None)
+    plan = plan_sequence(opts, f"{first}-{last}" if widened else None)
+    pending = plan.pending
+    if not pending:
+        return plan.summary(time.perf_counter() - started, 0)
+    setup = setup_for(plan, engine)
     frame_bytes = setup.width * setup.height * 3 * np.dtype(np.float32).itemsize
     budget = cfg.cache_mb * MB if cfg.cache_mb is not None else (2 * radius + 2) * frame_bytes
     if cfg.cache_dir is not None:
         _make_folder(cfg.cache_dir)
     cache = FrameCache(budget, cfg.cache_dir)
-    centres = frozenset(setup.output_frames)
+    centres = frozenset(t for t, _ in pending)
     flow_budget = cfg.flow_cache_mb * MB if cfg.flow_cache_mb is not None else _available_bytes() // 4
     flows = PairFlows(cfg.flow, budget_bytes=flow_budget, keep_reverse=lambda centre, neighbour: (
         cfg.cache_flows and neighbour > centre and neighbour in centres))
     seconds = {"average": 0.0, "finish_write": 0.0}
     averaged_counts: list[float] = []
     identical = 0
-    with TileProgress(last - first + 1, setup.tiles_per_frame, enabled=show_progress) as progress:
+    sources = {n for t in centres for n in range(max(first, t - radius), min(last, t + radius) + 1)}
+    with TileProgress(len(sources), setup.tiles_per_frame, enabled=show_progress) as progress:
         enhanced = EnhancedFrames(setup, cache, progress)
-        for t, out_path in zip(setup.output_frames, setup.outputs):
+        for t, out_path in pending:
             offsets = window_offsets(t, first, last, radius)
             window = {t: enhanced.get(t)} | {t + k: enhanced.get(t + k) for k in offsets}
             identical += sum(enhanced.key(t + k) == enhanced.key(t) for k in offsets)
@@ -209,7 +217,7 @@ def render_temporal(opts: RenderOptions, cfg: TemporalRenderConfig = TemporalRen
             write_frame(out_path, finish_frame(frame, result, working, excess, setup.colours, opts.mix),
                         setup.write_options)
             seconds["finish_write"] += time.perf_counter() - tic
-    written = len(setup.outputs)
+    written = len(pending)
     summary = setup.summary(time.perf_counter() - started, written)
     stats = cache.stats()
     timings = {**enhanced.seconds, "flow": flows.seconds, **seconds}

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from nightgrade.server.cli import main
 from tests.conftest import write_image

@@ -89,6 +89,11 @@ def test_temporal_render_through_the_daemon_matches_and_enhances_each_frame_once
     for a, b in zip(_frames(tmp_path / "local"), _frames(tmp_path / "remote"), strict=True):
         assert np.abs(a - b).max() <= 1e-5
 
+    (tmp_path / "remote" / "shot.0004.exr").unlink()  # a farm chunk that died before frame 4
+    again = _render([source, str(tmp_path / "remote") + "/", "--server", daemon.endpoint, *flags], capsys)
+    assert (again["frames_written"], again["frames_skipped"]) == (1, 4)
+    assert np.abs(_frames(tmp_path / "local")[3] - _frames(tmp_path / "remote")[3]).max() <= 1e-5
+
 
 def test_windows_of_one_frame_cost_one_generator_pass(daemon: Daemon) -> None:
     frame = np.random.default_rng(5).random((70, 90, 3), dtype=np.float32)
