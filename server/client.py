@@ -21,53 +21,13 @@ from typing import Any
 import numpy as np
 import zmq
 
-from nightgrade.colorpipeline.errors import (ColorError, InputError, ModelError, NightGradeError, ServiceError,
-                                              UsageError)
+from nightgrade.colorpipeline.errors import InputError, UsageError
 from nightgrade.server import protocol as P
 from nightgrade.server.curve import CurveClientConfig, configure_client
-
-
-class DaemonError(NightGradeError):
-    """An ERROR reply (or a reply this client cannot use): ``code``, ``message`` and ``extra`` as
-    sent. Instances come from :func:`daemon_error`, whose subclasses pick the exit code family."""
-
-    def __init__(self, code: str, message: str, extra: Mapping[str, Any] | None = None) -> None:
-        self.code, self.message, self.extra = code, message, dict(extra or {})
-        super().__init__(f"daemon: {code}: {message}")
-
-
-class DaemonInputError(DaemonError, InputError):
-    """The request's pixels or size (BAD_BUFFER, TOO_LARGE, NEED_FRAMES)."""
-
-
-class DaemonServiceError(DaemonError, ServiceError):
-    """The daemon refused or dropped the work: BUSY (queue full), CANCELLED, DEADLINE."""
-
-
-class DaemonModelError(DaemonError, ModelError):
-    """UNKNOWN_MODEL."""
-
-
-class DaemonColorError(DaemonError, ColorError):
-    """BAD_COLORSPACE."""
-
-
-class DaemonUsageError(DaemonError, UsageError):
-    """BAD_VERSION: the two ends speak no common protocol version."""
-
-
-class DaemonUnavailable(ServiceError):
-    """No reply within the timeout after every retry (down, wrong address, or Curve key refused)."""
-
-
-_FAMILY = {P.BAD_BUFFER: DaemonInputError, P.TOO_LARGE: DaemonInputError, P.NEED_FRAMES: DaemonInputError,
-           P.BUSY: DaemonServiceError, P.CANCELLED_CODE: DaemonServiceError, P.DEADLINE: DaemonServiceError,
-           P.UNKNOWN_MODEL: DaemonModelError, P.BAD_COLORSPACE: DaemonColorError, P.BAD_VERSION: DaemonUsageError}
-
-
-def daemon_error(code: str, message: str, extra: Mapping[str, Any] | None = None) -> DaemonError:
-    """The DaemonError subclass for ``code``; BAD_MESSAGE and INTERNAL stay plain (a bug, exit 1)."""
-    return _FAMILY.get(code, DaemonError)(code, message, extra)
+# The error classes live in daemon_errors; they are importable from here, where they are raised.
+from nightgrade.server.daemon_errors import (DaemonColorError, DaemonError, DaemonInputError,  # noqa: F401
+                                            DaemonModelError, DaemonServiceError, DaemonUnavailable,
+                                            DaemonUsageError, daemon_error)
 
 
 def _version() -> str:
