@@ -166,7 +166,10 @@ def main() -> None:
             f"model; transport on a {args.width}x{args.height} float RGBA frame (method in the script's docstring).",
             "", *run, "", markdown_table(["Measure", "Value"], rows), "",
             "One worker per device renders; more clients add no compute, so on a CPU throughput stays flat "
-            "(requests queue) and on a GPU the gain comes from cross-request tile batching (next section).",
+            "(requests queue) and on a GPU the gain comes from cross-request tile batching (next section). "
+            "Transport is a fixed cost per frame (two BLAKE2b digests, loopback copies, decode): against a GPU "
+            "render, tens of times faster than this CPU one, the same seconds are a much larger share; rerun "
+            "this script with `--device cuda` to measure it.",
         ])
         write_section(HEADING, body)
         print("wrote", HEADING)
