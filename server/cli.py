@@ -18,6 +18,7 @@ from nightgrade.colorpipeline.errors import NightGradeError
 from nightgrade.server import commands, serve_cli, train_cli
 
 if TYPE_CHECKING:
+    from nightgrade.colorpipeline.temporal import TemporalConfig
     from nightgrade.server.render import RenderOptions
     from nightgrade.server.temporal_render import TemporalRenderConfig
 
@@ -127,9 +128,7 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
     elif args.temporal:
         summary = _render_temporal(opts, args, show_progress)
     else:
-        given = [flag for name, flag in _TEMPORAL_FLAGS.items() if getattr(args, name) is not None]
-        if given:
-            raise UsageError(f"{', '.join(given)} only apply to temporal renders: add --temporal or leave them out")
+        _refuse_temporal_flags(args)
         summary = render_sequence(opts, show_progress=show_progress)
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -153,10 +152,7 @@ def _render_ray(opts: RenderOptions, args: argparse.Namespace, show_progress: bo
 
     if args.model:
         raise UsageError("--model picks a model of a daemon; with --ray give --weights")
-    if not args.temporal:
-        given = [flag for name, flag in _TEMPORAL_FLAGS.items() if getattr(args, name) is not None]
-        if given:
-            raise UsageError(f"{', '.join(given)} only apply to temporal renders: add --temporal or leave them out")
+    _refuse_temporal_flags(args)
     cfg = RayConfig(address=args.ray or None, chunk_size=10 if args.chunk_size is None else args.chunk_size,
                     workers=args.ray_workers)
     return render_on_ray(opts, cfg, _temporal_config(args) if args.temporal else None, show_progress)
@@ -168,7 +164,6 @@ _LOCAL_ONLY = {"weights": "--weights (use --model)", "batch": "--batch", "compil
 
 def _render_remote(opts: RenderOptions, args: argparse.Namespace, show_progress: bool) -> dict:
     from nightgrade.colorpipeline.errors import UsageError
-    from nightgrade.colorpipeline.temporal import DEFAULT_MAX_MOTION, MAX_RADIUS, TemporalConfig
     from nightgrade.server.remote_render import ServerOptions, render_remote
 
     local = [flag for name, flag in _LOCAL_ONLY.items() if getattr(args, name) not in (None, False)]
@@ -176,15 +171,26 @@ def _render_remote(opts: RenderOptions, args: argparse.Namespace, show_progress:
         local.append("--device")
     if local:
         raise UsageError(f"{', '.join(local)} apply to local renders; the daemon's own settings rule with --server")
-    given = [flag for name, flag in _TEMPORAL_FLAGS.items() if name in ("radius", "max_motion")
-             and getattr(args, name) is not None]
-    if given and not args.temporal:
-        raise UsageError(f"{', '.join(given)} only apply to temporal renders: add --temporal or leave them out")
-    window = TemporalConfig(radius=MAX_RADIUS if args.radius is None else args.radius,
-                            max_motion=DEFAULT_MAX_MOTION if args.max_motion is None else args.max_motion) \
-        if args.temporal else None
+    _refuse_temporal_flags(args, ("radius", "max_motion"))
+    window = _window(args) if args.temporal else None
     server = ServerOptions(args.server, args.timeout, args.retries, serve_cli.curve_client(args), args.model)
     return render_remote(opts, server, window, show_progress)
+
+
+def _refuse_temporal_flags(args: argparse.Namespace, names: tuple[str, ...] = tuple(_TEMPORAL_FLAGS)) -> None:
+    """Temporal flags without --temporal are a mistake worth a message, not silently ignored."""
+    from nightgrade.colorpipeline.errors import UsageError
+
+    given = [_TEMPORAL_FLAGS[name] for name in names if getattr(args, name) is not None]
+    if given and not args.temporal:
+        raise UsageError(f"{', '.join(given)} only apply to temporal renders: add --temporal or leave them out")
+
+
+def _window(args: argparse.Namespace) -> TemporalConfig:
+    from nightgrade.colorpipeline.temporal import DEFAULT_MAX_MOTION, MAX_RADIUS, TemporalConfig
+
+    return TemporalConfig(radius=MAX_RADIUS if args.radius is None else args.radius,
+                          max_motion=DEFAULT_MAX_MOTION if args.max_motion is None else args.max_motion)
 
 
 def _render_temporal(opts: RenderOptions, args: argparse.Namespace, show_progress: bool) -> dict:
@@ -194,12 +200,9 @@ def _render_temporal(opts: RenderOptions, args: argparse.Namespace, show_progres
 
 
 def _temporal_config(args: argparse.Namespace) -> TemporalRenderConfig:
-    from nightgrade.colorpipeline.temporal import DEFAULT_MAX_MOTION, MAX_RADIUS, TemporalConfig
     from nightgrade.server.temporal_render import TemporalRenderConfig
 
-    window = TemporalConfig(radius=MAX_RADIUS if args.radius is None else args.radius,
-                            max_motion=DEFAULT_MAX_MOTION if args.max_motion is None else args.max_motion)
-    return TemporalRenderConfig(window=window, cache_mb=args.cache_mb, cache_dir=args.cache_dir)
+    return TemporalRenderConfig(window=_window(args), cache_mb=args.cache_mb, cache_dir=args.cache_dir)
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
