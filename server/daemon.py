@@ -289,10 +289,10 @@ class Daemon:
             except Exception as err:  # noqa: BLE001
                 self._fail(job, err, out)
                 continue
-            self.counters.add(served=1)  # rendered; a cancel arriving now still gets CANCELLED (_reply)
             log.info("event=rendered id=%s frame=%d passes=%d seconds=%.3f", job.request_id, work.req.frame,
                      work.passes, header["seconds"])
-            self._reply(job, out, proto.reply(proto.RESULT, job.request_id, **header), (buffer,))
+            if self._reply(job, out, proto.reply(proto.RESULT, job.request_id, **header), (buffer,)):
+                self.counters.add(served=1)  # a cancel that raced the render is answered CANCELLED instead
 
     def _generate(self, jobs: list[Job], works: dict[int, RenderWork]) -> None:
         """Every frame the works miss (each once, even when several requests share it) through
@@ -335,12 +335,14 @@ class Daemon:
         self.counters.add(errors=1)
         self._reply(job, out, header, failed=True)
 
-    def _reply(self, job: Job, out: zmq.Socket, header: dict, buffers: tuple = (), failed: bool = False) -> None:
+    def _reply(self, job: Job, out: zmq.Socket, header: dict, buffers: tuple = (), failed: bool = False) -> bool:
         """Answer a taken job, unless it was cancelled or expired meanwhile (then the socket loop
-        answers it from ``drain_dropped``: exactly one answer either way)."""
-        if self.scheduler.finish(job, failed):
-            _, _, envelope = job.payload
-            out.send_multipart([job.peer, *envelope, *proto.encode(header, buffers)], copy=False)
+        answers it from ``drain_dropped``: exactly one answer either way). True when sent."""
+        if not self.scheduler.finish(job, failed):
+            return False
+        _, _, envelope = job.payload
+        out.send_multipart([job.peer, *envelope, *proto.encode(header, buffers)], copy=False)
+        return True
 
     # --- observability ------------------------------------------------------------------------
 
