@@ -158,8 +158,13 @@ class PairedTrainer:
         return save_checkpoint(path, self.generator, meta)
 
 
-def train_paired(cfg: PairedConfig, resume: bool = False, log=print) -> dict[str, Any]:
-    """Run (or resume) a paired run to ``cfg.steps``; state every ``checkpoint_seconds``, then export."""
+def train_paired(cfg: PairedConfig, resume: bool = False, log=print, stop_at: int | None = None,
+                 time_limit_s: float | None = None) -> dict[str, Any]:
+    """Run (or resume) a paired run to ``cfg.steps``; state every ``checkpoint_seconds``, then export.
+
+    ``stop_at`` (a step) or ``time_limit_s`` end this session early with the state saved, so a later
+    ``resume`` continues the same run (the schedule still spans ``cfg.steps``).
+    """
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     trainer = PairedTrainer(cfg)
@@ -170,7 +175,8 @@ def train_paired(cfg: PairedConfig, resume: bool = False, log=print) -> dict[str
     last_save = started
     sums: dict[str, float] = {}
     with open(out / "losses.csv", "a") as csv:
-        while trainer.step_index < cfg.steps:
+        end = min(cfg.steps, stop_at) if stop_at is not None else cfg.steps
+        while trainer.step_index < end:
             values = trainer.step()
             for k, v in values.items():
                 sums[k] = sums.get(k, 0.0) + v
@@ -181,10 +187,13 @@ def train_paired(cfg: PairedConfig, resume: bool = False, log=print) -> dict[str
                 log(f"step {trainer.step_index}/{cfg.steps} " + " ".join(f"{k}={means[k]:.4g}" for k in sorted(means)))
                 sums = {}
             now = time.perf_counter()
-            if now - last_save >= cfg.checkpoint_seconds or trainer.step_index == cfg.steps:
+            out_of_time = time_limit_s is not None and now - started >= time_limit_s
+            if now - last_save >= cfg.checkpoint_seconds or trainer.step_index == end or out_of_time:
                 trainer.save(state_path)
                 trainer.export(out / "model.safetensors", now - started)
                 last_save = now
+            if out_of_time:
+                break
     meta = trainer.export(out / "model.safetensors", time.perf_counter() - started)
     return {"steps": trainer.step_index, "seconds": round(time.perf_counter() - started, 1),
             "model": str(out / "model.safetensors"), "digest": meta.digest}

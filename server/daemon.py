@@ -321,7 +321,7 @@ class Daemon:
             for n, j in enumerate(owners[keys[i]]):
                 works[j].provide(keys[i], output, counted=n == 0)
 
-        run_tiled_many(frames, engine.run_batch, tiles, engine.batch_size_for(tiles.local),
+        run_tiled_many([engine.prepare_frame(f) for f in frames], engine.run_batch, tiles, engine.batch_size_for(tiles.local),
                        should_stop=should_stop, on_batch=on_batch, on_result=on_result)
 
     def _fail(self, job: Job, err: Exception, out: zmq.Socket) -> None:
