@@ -53,6 +53,7 @@ class PairedConfig:
     n_blocks: int = 6
     n_downsample: int = 3
     region_input: bool = True
+    norm: str = "none"
     lr: float = 1e-3
     w: float = 0.9
     lambda_gain: float = 0.1
@@ -74,7 +75,7 @@ class PairedConfig:
 
     def generator_config(self) -> GeneratorConfig:
         return GeneratorConfig(in_channels=6 if self.region_input else 3, ngf=self.ngf, n_blocks=self.n_blocks,
-                               n_downsample=self.n_downsample, norm="none", skips=True, residual=True,
+                               n_downsample=self.n_downsample, norm=self.norm, skips=True, residual=True,
                                exposure=True)
 
 

@@ -332,9 +332,9 @@ def _data_lines(eval_dir: str) -> list[str]:
     return [line, ""]
 
 
-def read_low_frame(eval_dir: str, clip: str, name: str) -> np.ndarray:
-    """A clip's low-light frame ``name`` as float32 sRGB RGB in [0, 1]."""
-    return _read_rgb(os.path.join(eval_dir, clip, "low", name))
+def read_frame_of(eval_dir: str, clip: str, half: str, name: str) -> np.ndarray:
+    """Frame ``name`` of a clip's ``low`` or ``gt`` half as float32 sRGB RGB in [0, 1]."""
+    return _read_rgb(os.path.join(eval_dir, clip, half, name))
 
 
 def _read_rgb(path: str) -> np.ndarray:

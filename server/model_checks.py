@@ -18,7 +18,7 @@ import numpy as np
 
 from nightgrade.colorpipeline import metrics
 from nightgrade.colorpipeline.colour_accuracy import score_method
-from nightgrade.colorpipeline.lowlight import CameraModel
+from nightgrade.colorpipeline.lowlight import CameraModel, simulate_low_light
 from nightgrade.models.engine import Engine
 from nightgrade.server.render import tile_geometry
 
@@ -67,6 +67,14 @@ def proxy_psnr(engine: Engine, frame: np.ndarray, scale: float) -> float:
     full = engine.enhance(frame, tile_geometry(engine, 1.0))
     proxy = engine.enhance(cv2.resize(frame, size, interpolation=cv2.INTER_AREA), tile_geometry(engine, scale))
     return float(metrics.psnr(proxy, cv2.resize(full, size, interpolation=cv2.INTER_AREA)))
+
+
+def check_frame(clean: np.ndarray, width: int = 1920, seed: int = 0) -> np.ndarray:
+    """A large low-light test frame: a clean sRGB frame resized to ``width`` and darkened by the
+    evaluation camera at that size (noise at full resolution, as a camera would make it)."""
+    h, w = clean.shape[:2]
+    big = cv2.resize(clean, (width, round(h * width / w)), interpolation=cv2.INTER_CUBIC)
+    return simulate_low_light(np.clip(big, 0.0, 1.0), CameraModel(), np.random.default_rng(seed))
 
 
 def consistency_lines(engine: Engine, frames: Mapping[str, np.ndarray]) -> list[str]:

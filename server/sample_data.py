@@ -84,9 +84,10 @@ SOURCES: dict[str, dict[str, str]] = {
 # motorcycle_left.png (Middlebury 2014 stereo) is left out: scikit-image states no licence for it.
 
 
-#: A camera outside the training draw: darker, noisier, stronger cast and colour loss, heavy JPEG.
-_OUTSIDE_CAMERA = CameraModel(stops=8.0, full_well=200.0, read_noise=10.0, colour_loss=0.7, bits=8,
-                              wb_error=(1.4, 1.0, 0.7), row_noise=4.0, black_level=0.015, jpeg_quality=30)
+#: A camera outside the training draw (colorpipeline.lowlight.CameraRanges) on several axes at once:
+#: darker (7.5 stops), a larger full well, stronger colour loss and white-balance cast, banding.
+_OUTSIDE_CAMERA = CameraModel(stops=7.5, full_well=30000.0, read_noise=1.0, colour_loss=0.7, bits=8,
+                              wb_error=(1.5, 1.0, 0.7), row_noise=4.0, black_level=0.0, jpeg_quality=35)
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--normal", help="paper: folder of normal-light frames (domain B)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--resume", action="store_true", help="continue from OUT/train_state.safetensors")
+    p.add_argument("--minutes", type=float,
+                   help="paired: stop after this many minutes with the state saved (--resume continues the run)")
     p.add_argument("--no-region", action="store_true",
                    help="3-channel baseline: local patches only, no region input (the paper's ablation)")
     p.add_argument("--perceptual-weights",
@@ -79,7 +81,10 @@ def run(args: argparse.Namespace) -> int:
         cfg = PairedConfig(clean_dir=args.clean, out_dir=args.out, init=init, region_input=not args.no_region,
                            **_given(args, PairedConfig, _PAIRED_SKIP))
         quiet = args.quiet or args.json
-        summary = train_paired(cfg, resume=args.resume, log=(lambda m: None) if quiet else print)
+        if args.minutes is not None and args.minutes <= 0:
+            raise UsageError(f"--minutes must be > 0, got {args.minutes:g}")
+        summary = train_paired(cfg, resume=args.resume, log=(lambda m: None) if quiet else print,
+                               time_limit_s=None if args.minutes is None else 60.0 * args.minutes)
     print(json.dumps(summary, indent=2) if args.json else
           f"trained {summary['steps']} steps in {summary['seconds']} s; model: {summary['model']}")
     return 0

@@ -32,8 +32,8 @@ import cv2
 import numpy as np
 
 from nightgrade.colorpipeline.errors import InputError, OutputError
-from nightgrade.server.training_sources import (SOURCES, STILL_EXTENSIONS, VIDEO_EXTENSIONS, Source,
-                                                check_sources)
+from nightgrade.server.training_sources import (EMBEDDED_EXTENSIONS, SOURCES, STILL_EXTENSIONS, VIDEO_EXTENSIONS,
+                                                Source, check_sources)
 
 MANIFEST_FORMAT = "nightgrade-training-set/1"
 #: A picture whose 256-px thumbnail is this flat (share of pixels with |Laplacian| < 0.5 code
@@ -88,14 +88,17 @@ def _build(work: str, cfg: FullSetConfig, sources: tuple[Source, ...], log) -> d
             _run(["dpkg-deb", "-x", deb, root], f"cannot unpack {os.path.basename(deb)}")
             licence = _copy_licence(root, source.package, work)
             taken = 0
+            previous = None  # the clip's last kept frame
             for path in _selected_files(root, source):
                 rel = os.path.relpath(path, root)
                 digest = _sha256(path)
-                previous = None  # the clip's last kept frame
+                in_clip = path.lower().endswith(VIDEO_EXTENSIONS) or any(p in path for p in source.sequences)
+                if not any(p in path for p in source.sequences):
+                    previous = None  # a new clip (a still sequence carries on from its last kept frame)
                 for index, rgb in _frames_of(path, source):
                     if min(rgb.shape[:2]) < cfg.min_side or (source.photo_filter and not looks_like_photo(rgb)):
                         continue
-                    if path.lower().endswith(VIDEO_EXTENSIONS):
+                    if in_clip:
                         if previous is not None and float(np.mean(np.abs(rgb - previous))) < VIDEO_CHANGE:
                             continue
                         previous = rgb
@@ -155,7 +158,7 @@ def difference_hash(rgb: np.ndarray) -> int:
 
 def _selected_files(root: str, source: Source) -> list[str]:
     paths = sorted({p for pattern in source.include for p in glob.glob(os.path.join(root, pattern))
-                    if os.path.isfile(p) and p.lower().endswith(STILL_EXTENSIONS + VIDEO_EXTENSIONS)})
+                    if os.path.isfile(p) and p.lower().endswith(STILL_EXTENSIONS + VIDEO_EXTENSIONS + EMBEDDED_EXTENSIONS)})
     if source.allow:
         paths = [p for p in paths if any(name in p for name in source.allow)]
     if source.largest_per_folder:
@@ -186,10 +189,30 @@ def _frames_of(path: str, source: Source):
         finally:
             capture.release()
         return
+    if path.lower().endswith(EMBEDDED_EXTENSIONS):
+        yield from _embedded_jpegs(path)
+        return
     bgr = cv2.imread(path, cv2.IMREAD_COLOR)
     if bgr is None:  # e.g. GIF, which OpenCV may not read: skip, never fail the whole build
         return
     yield 0, _float_rgb(bgr)
+
+
+def _embedded_jpegs(path: str):
+    """Every decodable JPEG stream inside a container file (start/end markers), largest first kept by
+    the caller's duplicate check; index = its byte offset order."""
+    data = open(path, "rb").read()
+    start, index = data.find(b"\xff\xd8\xff"), 0
+    while start >= 0:
+        end = data.find(b"\xff\xd9", start)
+        while end >= 0:
+            bgr = cv2.imdecode(np.frombuffer(data[start:end + 2], np.uint8), cv2.IMREAD_COLOR)
+            if bgr is not None:
+                yield index, _float_rgb(bgr)
+                index += 1
+                break
+            end = data.find(b"\xff\xd9", end + 2)  # an EOI marker inside the stream: look further
+        start = data.find(b"\xff\xd8\xff", (end + 2) if end >= 0 else len(data))
 
 
 def _pixels(path: str) -> int:

@@ -25,6 +25,8 @@ class Source:
     are one picture at several sizes (Plasma wallpapers); keep only the largest.
     ``photo_filter``: drop pictures that look drawn rather than photographed.
     ``allow``: when set, only files whose path contains one of these names.
+    ``sequences``: path parts marking still files that are consecutive frames of one video; they are
+    thinned like video frames (a new moment of the clip) instead of being compared as photographs.
     """
 
     package: str
@@ -34,6 +36,7 @@ class Source:
     largest_per_folder: bool = False
     photo_filter: bool = True
     allow: tuple[str, ...] = ()
+    sequences: tuple[str, ...] = ()
 
 
 #: The photographs among Plasma's wallpapers (the others are renders and illustrations).
@@ -44,12 +47,13 @@ SOURCES: tuple[Source, ...] = (
     Source("scratch", ("usr/share/scratch/Media/Backgrounds/*/*",)),
     Source("libdlib19.1", ("usr/share/doc/libdlib19.1/examples/faces/*.jpg",
                            "usr/share/doc/libdlib19.1/examples/johns/*/*.jpg",
-                           "usr/share/doc/libdlib19.1/examples/video_frames/*.jpg"), photo_filter=False),
+                           "usr/share/doc/libdlib19.1/examples/video_frames/*.jpg"), photo_filter=False,
+           sequences=("/video_frames/",)),
     Source("python3-imageio", ("usr/lib/python3/dist-packages/imageio/resources/images/astronaut.png",
                                "usr/lib/python3/dist-packages/imageio/resources/images/chelsea.png",
                                "usr/lib/python3/dist-packages/imageio/resources/images/cockatoo.mp4",
                                "usr/lib/python3/dist-packages/imageio/resources/images/realshort.mp4"),
-           photo_filter=False),
+           photo_filter=False, video_step=1, max_per_video=300),
     Source("python3-mecavideo", ("usr/share/pymecavideo/data/video/*",), video_step=1, photo_filter=False),
     Source("plasma-workspace-wallpapers", ("usr/share/wallpapers/*/contents/images/*",),
            largest_per_folder=True, photo_filter=False, allow=_PLASMA_PHOTOS),
@@ -60,9 +64,18 @@ SOURCES: tuple[Source, ...] = (
     Source("lomiri-wallpapers-20.04", ("usr/share/backgrounds/*",)),
     Source("lxqt-themes", ("usr/share/lxqt/wallpapers/*",)),
     Source("palapeli-data", ("usr/share/palapeli/collection/*.jpg",), photo_filter=False),
+    # Enlightenment's wallpapers are photographs stored as JPEG inside Edje (.edj) files
+    Source("enlightenment-data", ("usr/share/enlightenment/data/backgrounds/*.edj",)),
+    # telescope photographs of nebulae, galaxies and clusters: real night-sky pictures
+    Source("python3-skimage", ("usr/lib/python3/dist-packages/skimage/data/*.png",
+                               "usr/lib/python3/dist-packages/skimage/data/*.jpg")),
+    Source("python3-sklearn", ("usr/lib/python3/dist-packages/sklearn/datasets/images/*.jpg",)),
+    Source("stellarium-data", ("usr/share/stellarium/nebulae/default/*",)),
 )
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".ogv", ".mkv", ".mov", ".webm")
+#: Containers that embed JPEG images (Enlightenment's Edje files).
+EMBEDDED_EXTENSIONS = (".edj",)
 STILL_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".tif", ".tiff", ".bmp")
 
 
