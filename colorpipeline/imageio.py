@@ -191,6 +191,11 @@ def format_rules(path: str) -> FormatRules:
     return FORMATS[ext]
 
 
+def output_depth(path: str, options: WriteOptions, source_depth: str | None) -> str:
+    """The depth ``write_frame`` will use for ``path`` (``frame.DEPTHS``); OutputError as it would."""
+    return _choose_depth(format_rules(path), options.bit_depth, source_depth, path)
+
+
 def write_frame(path: str, frame: Frame, options: WriteOptions = WriteOptions()) -> None:
     """Write ``frame`` to ``path`` atomically, with the source's metadata and all its channels."""
     rules = format_rules(path)

@@ -130,6 +130,10 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
     else:
         _refuse_temporal_flags(args)
         summary = render_sequence(opts, show_progress=show_progress)
+    colours = summary.get("colorspaces")
+    if colours:  # absent when every frame was already complete: nothing was converted
+        print(f"nightgrade: colour: {colours['input']} -> {colours['output']} (output colourspace "
+              f"{_RULE_WORDS.get(colours.get('output_rule', ''), colours.get('output_rule', ''))})", file=sys.stderr)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -143,6 +147,7 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
     return 0
 
 
+_RULE_WORDS = {"given": "from --output-colorspace"}
 _FARM_FLAGS = {"chunk_size": "--chunk-size", "ray_workers": "--ray-workers"}
 
 

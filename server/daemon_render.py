@@ -70,7 +70,7 @@ def picture_context(req: proto.Render | proto.Have, models: ModelSet, config: co
                                       fix="send a colourspace of the daemon's OCIO config")
         output = color.canonical_name(config, req.output_colorspace, origin="the request's output_colorspace",
                                       fix="send a colourspace of the daemon's OCIO config") \
-            if req.output_colorspace else source
+            if req.output_colorspace else color.output_colorspace(config, source, color.BUFFER, is_float=True)[0]
     except ColorError as err:
         raise proto.ProtocolError(proto.BAD_COLORSPACE, str(err), req.id) from None
     try:

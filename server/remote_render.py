@@ -48,7 +48,8 @@ def render_remote(opts: RenderOptions, server: ServerOptions, window: TemporalCo
     widened = (first, last) != (requested.frames[0], requested.frames[-1])
     plan = plan_sequence(opts, f"{first}-{last}" if widened else None)
     config = color.ColorConfig(opts.ocio_config)
-    source, output = input_output_colorspaces(opts, plan.spec.path_for(plan.spec.frames[0]), config)
+    source, output, rule = input_output_colorspaces(opts, plan.spec.path_for(plan.spec.frames[0]), config,
+                                                    plan.outputs[0], plan.write_options)
     params = proto.RenderParams(mix=opts.mix, temporal=window is not None,
                                 radius=window.radius if window else proto.MAX_RADIUS,
                                 max_motion=window.max_motion if window else 256.0, tile=opts.tile, region=opts.region)
@@ -82,7 +83,7 @@ def render_remote(opts: RenderOptions, server: ServerOptions, window: TemporalCo
     written = len(pending)
     return plan.summary(time.perf_counter() - started, written) | {
         "server": server.endpoint, "server_version": welcome.get("server"), "device": welcome.get("device"),
-        "model": model, "colorspaces": {"input": source, "output": output},
+        "model": model, "colorspaces": {"input": source, "output": output, "output_rule": rule},
         "mix": opts.mix, "generator_passes": passes,
         "generator_passes_per_frame": round(passes / written, 4),
         "mean_frames_averaged": round(sum(averaged) / len(averaged), 4),

@@ -27,9 +27,9 @@ import OpenImageIO as oiio
 
 from nightgrade.colorpipeline import color
 from nightgrade.colorpipeline.errors import OutputError, UsageError
-from nightgrade.colorpipeline.frame import Frame
-from nightgrade.colorpipeline.imageio import (SequenceInfo, WriteOptions, check_output, probe_sequence,
-                                              read_frame, read_header, write_frame)
+from nightgrade.colorpipeline.frame import Frame, depth_of
+from nightgrade.colorpipeline.imageio import (SequenceInfo, WriteOptions, check_output, output_depth,
+                                              probe_sequence, read_frame, read_header, write_frame)
 from nightgrade.colorpipeline.sequence import SequenceSpec, output_path_for, resolve_input
 from nightgrade.colorpipeline.tiles import TileConfig, plan_tiles
 from nightgrade.models.engine import Engine, EngineConfig
@@ -72,34 +72,43 @@ class RenderOptions:
 
 @dataclass(frozen=True)
 class ColourPlan:
-    """The three colourspaces of a render, resolved once per sequence."""
+    """The three colourspaces of a render, resolved once per sequence; ``output_rule`` says why the
+    output one was chosen (``color.output_colorspace``), for the stderr line and ``--json``."""
 
     config: color.ColorConfig
     input: str
     working: str
     output: str
+    output_rule: str = "given"
 
 
-def plan_colours(opts: RenderOptions, first_path: str, working_name: str) -> ColourPlan:
+def plan_colours(opts: RenderOptions, first_path: str, working_name: str, output_path: str,
+                 write_options: WriteOptions) -> ColourPlan:
     """Resolve input (user, metadata, format default), working (checkpoint) and output spaces."""
     config = color.ColorConfig(opts.ocio_config)
-    source, output = input_output_colorspaces(opts, first_path, config)
+    source, output, rule = input_output_colorspaces(opts, first_path, config, output_path, write_options)
     working = color.canonical_name(config, working_name, origin="the checkpoint's working space",
                                    fix="use an OCIO config that defines it (--ocio-config)")
-    return ColourPlan(config, source, working, output)
+    return ColourPlan(config, source, working, output, rule)
 
 
-def input_output_colorspaces(opts: RenderOptions, first_path: str, config: color.ColorConfig) -> tuple[str, str]:
-    """The input colourspace of a sequence (user, metadata, format default) and the output one."""
+def input_output_colorspaces(opts: RenderOptions, first_path: str, config: color.ColorConfig, output_path: str,
+                             write_options: WriteOptions) -> tuple[str, str, str]:
+    """(input colourspace of a sequence (user, metadata, format default), output colourspace (user,
+    else ``color.output_colorspace`` for the file ``output_path`` at its depth), why that output)."""
     header = read_header(first_path)
     chroma = header.getattribute("chromaticities")
     source = color.resolve_colorspace(
         config, opts.input_colorspace, header.get_string_attribute("oiio:ColorSpace", ""),
         os.path.splitext(first_path)[1], is_float=header.format.basetype in (oiio.HALF, oiio.FLOAT, oiio.DOUBLE),
         chromaticities=chroma, source=first_path)
-    output = color.canonical_name(config, opts.output_colorspace, origin="--output-colorspace") \
-        if opts.output_colorspace else source
-    return source, output
+    if opts.output_colorspace:
+        return source, color.canonical_name(config, opts.output_colorspace, origin="--output-colorspace"), "given"
+    depth = output_depth(output_path, write_options, depth_of(header.format,
+                                                              header.get_int_attribute("oiio:BitsPerSample", 0)))
+    output, rule = color.output_colorspace(config, source, os.path.splitext(output_path)[1],
+                                           is_float=depth in ("half", "float"))
+    return source, output, rule
 
 
 def tile_config_for(opts: RenderOptions, engine: Engine) -> TileConfig:
@@ -234,7 +243,8 @@ class RenderSetup(SequencePlan):
             "weights": self.weights, "model": f"{engine.meta.model_name} {engine.meta.model_version}",
             "device": str(engine.device), "batch_size": engine.batch_size_for(tiles.local),
             "tiles": dataclasses.asdict(tiles) | {"per_frame": self.tiles_per_frame},
-            "colorspaces": {"input": colours.input, "working": colours.working, "output": colours.output},
+            "colorspaces": {"input": colours.input, "working": colours.working, "output": colours.output,
+                            "output_rule": colours.output_rule},
             "mix": self.opts.mix,
         }
 
@@ -277,7 +287,8 @@ def setup_for(plan: SequencePlan, engine: Engine | None = None) -> RenderSetup:
     opts = plan.opts
     weights = resolve_weights(opts.weights)
     engine = engine if engine is not None else load_engine(opts)
-    colours = plan_colours(opts, plan.spec.path_for(plan.spec.frames[0]), engine.meta.colorspace)
+    colours = plan_colours(opts, plan.spec.path_for(plan.spec.frames[0]), engine.meta.colorspace, plan.outputs[0],
+                           plan.write_options)
     tiles = tile_config_for(opts, engine)
     return RenderSetup(**{f.name: getattr(plan, f.name) for f in dataclasses.fields(plan)}, weights=weights,
                        engine=engine, colours=colours, tiles=tiles,

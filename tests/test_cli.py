@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nightgrade.colorpipeline.imageio import read_frame
 from nightgrade.server.cli import main
 from tests.conftest import write_image
 
@@ -146,3 +147,33 @@ def test_colorspaces_lists_the_config_and_rejects_a_bad_one(capsys) -> None:
     code, _, err = _run(["colorspaces", "--ocio-config", "/nonexistent/config.ocio"], capsys)
     assert code == 6
     _assert_one_line_error(err, "/nonexistent/config.ocio")
+
+
+def test_output_colourspace_follows_the_output_format(tmp_path: Path, tiny_weights: str, capsys) -> None:
+    """Issue 19 item 2: an 8-bit PNG written as EXR is linearised; a linear EXR written as PNG is
+    display-encoded, not nearly black; the choice is one stderr line and in --json."""
+    png = _sequence(tmp_path / "png", frames=[1], ext="png", pixel_type="uint8")
+    code, out, err = _run(["enhance", png, str(tmp_path / "a.exr"), "-w", tiny_weights, "--mix", "0", "--json"], capsys)
+    assert code == 0, err
+    colours = json.loads(out)["colorspaces"]
+    assert (colours["input"], colours["output"]) == ("sRGB Encoded Rec.709 (sRGB)", "Linear Rec.709 (sRGB)")
+    assert "EXR default" in colours["output_rule"]
+    lines = [line for line in err.splitlines() if line.startswith("nightgrade: colour:")]
+    assert lines == [f"nightgrade: colour: sRGB Encoded Rec.709 (sRGB) -> Linear Rec.709 (sRGB) "
+                     f"(output colourspace {colours['output_rule']})"]
+    source = read_frame(png.replace("####", "0001")).rgb
+    linear = np.where(source <= 0.04045, source / 12.92, ((source + 0.055) / 1.055) ** 2.4)
+    np.testing.assert_allclose(read_frame(str(tmp_path / "a.exr")).rgb, linear, atol=2e-3)  # half precision
+
+    exr = _sequence(tmp_path / "exr", frames=[1])
+    code, out, err = _run(["enhance", exr, str(tmp_path / "b.png"), "-w", tiny_weights, "--mix", "0", "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["colorspaces"]["output"] == "sRGB Encoded Rec.709 (sRGB)"
+    assert float(read_frame(str(tmp_path / "b.png")).rgb.mean()) > 1.5 * float(read_frame(exr.replace("####", "0001")).rgb.mean())
+
+    # the input's colourspace is kept where the output holds it, and a given one always wins
+    code, out, err = _run(["enhance", exr, str(tmp_path / "c.exr"), "-w", tiny_weights, "--json"], capsys)
+    assert json.loads(out)["colorspaces"]["output"] == "Linear Rec.709 (sRGB)"
+    code, out, err = _run(["enhance", exr, str(tmp_path / "d.png"), "-w", tiny_weights, "--json",
+                           "--output-colorspace", "ACEScct"], capsys)
+    assert json.loads(out)["colorspaces"]["output"] == "ACEScct" and "from --output-colorspace" in err

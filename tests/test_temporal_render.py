@@ -74,6 +74,7 @@ def _write_sequence(folder: Path, frames: list[np.ndarray], first: int = 1) -> s
 
 
 def _render(src: str, out: Path, weights: str, temporal: TemporalRenderConfig | None, **options) -> dict:
+    options.setdefault("output_colorspace", WORKING["oiio:ColorSpace"])  # the working space out as it came in
     opts = RenderOptions(src, str(out / "o.####.exr"), weights=weights, bit_depth="float", **options)
     if temporal is None:
         return render_sequence(opts, show_progress=False)
