@@ -36,7 +36,8 @@ def _add_enhance(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", help="frame, sequence (shot.####.exr, shot.%%04d.exr) or directory")
     p.add_argument("output", help="output frame, sequence pattern or directory")
     p.add_argument("--weights", "-w", help="checkpoint (.safetensors); default: the shipped model")
-    p.add_argument("--frames", help="frame range, e.g. 1001-1100 (default: all frames found)")
+    p.add_argument("--frames", help="frames: a range 1001-1100, steps 1001-1100x2 (or :2), lists 1001,1003 "
+                                    "(default: all frames found)")
     p.add_argument("--input-colorspace", help="OCIO colourspace of the input (default: file metadata, else per format)")
     p.add_argument("--output-colorspace", help="OCIO colourspace of the output (default: the input's)")
     p.add_argument("--ocio-config", help="OCIO config path (default: $OCIO, else ocio://studio-config-latest)")

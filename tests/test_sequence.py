@@ -11,8 +11,9 @@ from nightgrade.colorpipeline.errors import InputError, OutputError, UsageError
 from nightgrade.colorpipeline.imageio import probe_sequence, read_frame
 from nightgrade.colorpipeline.sequence import (
     SequenceSpec,
+    format_frames,
     output_path_for,
-    parse_frame_range,
+    parse_frames,
     resolve_input,
 )
 
@@ -36,19 +37,36 @@ def write_exr(path, width=8, height=6, names=("R", "G", "B"), origin=(0, 0)):
 # --- frame ranges -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("text, expected", [
-    ("1001-1100", (1001, 1100)), ("1001", (1001, 1001)), (" 5 - 7 ", (5, 7)), (None, None), ("", None),
+    ("1001-1005", (1001, 1002, 1003, 1004, 1005)), ("1001", (1001,)), (" 5 - 7 ", (5, 6, 7)), (None, None), ("", None),
+    ("1001-1006x2", (1001, 1003, 1005)), ("1001-1006:2", (1001, 1003, 1005)), ("1001,1003", (1001, 1003)),
+    ("1010, 1001-1003x2, 1003", (1001, 1003, 1010)), ("7-7x3", (7,)),
 ])
-def test_parse_frame_range(text, expected):
-    assert parse_frame_range(text) == expected
+def test_parse_frames(text, expected):
+    """Issue 19 item 5: steps (Nuke/Deadline x, OpenJD :) and lists, each frame once, ascending."""
+    assert parse_frames(text) == expected
 
 
 @pytest.mark.parametrize("text, words", [
     ("1100-1001", "ends before it starts"), ("abc", "not understood"), ("1001-", "not understood"),
-    ("1-2-3", "not understood"),
+    ("1-2-3", "not understood"), ("1-9x0", "step 0"), ("1001,,1003", "not understood"), ("5x2", "not understood"),
+    ("1-99999999", "more than"),
 ])
-def test_parse_frame_range_rejects(text, words):
+def test_parse_frames_rejects(text, words):
     with pytest.raises(UsageError, match=words):
-        parse_frame_range(text)
+        parse_frames(text)
+
+
+@pytest.mark.parametrize("frames", [(1,), (1, 2), (1, 3), (1, 3, 5), (1, 2, 3, 10, 20, 30, 31), (4, 9, 11, 13, 100)])
+def test_format_frames_round_trips(frames):
+    assert parse_frames(format_frames(frames)) == frames
+    assert format_frames((1001, 1003, 1005, 1006)) == "1001-1005x2,1006"
+
+
+def test_stepped_range_selects_only_its_frames(tmp_path):
+    touch(tmp_path, *(f"shot.{f}.exr" for f in range(1001, 1007)))
+    assert resolve_input(str(tmp_path / "shot.####.exr"), "1001-1006x2").frames == (1001, 1003, 1005)
+    with pytest.raises(UsageError, match="single file"):
+        resolve_input(str(tmp_path / "shot.1001.exr"), "1001,1003")
 
 
 # --- input patterns -----------------------------------------------------------------------------
