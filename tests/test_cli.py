@@ -113,7 +113,7 @@ def test_unknown_colourspace(tmp_path: Path, tiny_weights: str, capsys) -> None:
     code, _, err = _run(["enhance", src, str(tmp_path / "o") + "/", "-w", tiny_weights, "--input-colorspace", "ACEScgg"],
                         capsys)
     assert code == 6
-    _assert_one_line_error(err, "ACEScgg", "ACEScg")
+    _assert_one_line_error(err, "ACEScgg", "ACEScg", "`nightgrade colorspaces` lists them")  # a command that exists
     assert _files(tmp_path / "o") == []
 
 
