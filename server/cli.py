@@ -179,7 +179,8 @@ def _render_remote(opts: RenderOptions, args: argparse.Namespace, show_progress:
         raise UsageError(f"{', '.join(local)} apply to local renders; the daemon's own settings rule with --server")
     _refuse_temporal_flags(args, ("radius", "max_motion"))
     window = _window(args) if args.temporal else None
-    server = ServerOptions(args.server, args.timeout, args.retries, serve_cli.curve_client(args), args.model)
+    server = ServerOptions(args.server, args.timeout, args.retries, serve_cli.curve_client(args), args.model,
+                           serve_cli.notice)
     return render_remote(opts, server, window, show_progress)
 
 

@@ -12,6 +12,7 @@ order sends every frame about once and the daemon enhances it once.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,7 @@ class ServerOptions:
     retries: int = 2
     curve: CurveClientConfig | None = None
     model: str | None = None
+    notice: Callable[[str], None] | None = None  # told of each silent try (the CLI prints it)
 
 
 def render_remote(opts: RenderOptions, server: ServerOptions, window: TemporalConfig | None = None,
@@ -57,7 +59,8 @@ def render_remote(opts: RenderOptions, server: ServerOptions, window: TemporalCo
     passes, averaged, model = 0, [], None
     if not pending:
         return plan.summary(time.perf_counter() - started, 0) | {"server": server.endpoint, "generator_passes": 0}
-    with Client(server.endpoint, timeout_s=server.timeout_s, retries=server.retries, curve=server.curve) as client, \
+    with Client(server.endpoint, timeout_s=server.timeout_s, retries=server.retries, curve=server.curve,
+                fail_fast=True, notice=server.notice) as client, \
             TileProgress(len(pending), 1, enabled=show_progress) as progress:
         welcome = client.hello()
         sources: dict[int, WirePixels] = {}
