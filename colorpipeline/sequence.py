@@ -6,7 +6,8 @@ and output alike:
 * ``shot.####.exr`` - one ``#`` per digit (Nuke convention: ``####`` pads to 4, ``#`` is unpadded);
 * ``shot.@@@@.exr`` - the same with ``@``;
 * ``shot.%04d.exr`` / ``shot.%d.exr`` - printf style;
-* a directory - input: the single numbered sequence in it; output: keep the input's file names;
+* a directory - input: the single numbered sequence in it; output: keep the input's file names (an
+  output name without an extension that is not a file is a directory, created when missing);
 * a single file - input: that file, its frame number taken from the last digit run of its name.
 
 Frame numbers are preserved from input to output: frame 1001 of the input is written as frame 1001.
@@ -136,7 +137,7 @@ def output_path_for(output: str, input_spec: SequenceSpec, frame: int) -> str:
     source = input_spec.path_for(frame)
     if has_frame_token(output):
         target = _to_printf(output) % frame
-    elif os.path.isdir(output) or output.endswith(("/", os.sep)):
+    elif os.path.isdir(output) or output.endswith(("/", os.sep)) or _means_folder(output):
         target = os.path.join(output, os.path.basename(source))
     elif len(input_spec.frames) > 1:
         raise UsageError(
@@ -148,6 +149,12 @@ def output_path_for(output: str, input_spec: SequenceSpec, frame: int) -> str:
     if os.path.realpath(target) == os.path.realpath(source):
         raise OutputError(f"output {target} is the input file of frame {frame}; write to another folder or name")
     return target
+
+
+def _means_folder(output: str) -> bool:
+    """A name without an extension (``renders/sh010``) that is not a file names a folder: no image
+    format could be written to it, and Nuke-style users type folders without the trailing slash."""
+    return not os.path.splitext(os.path.basename(output))[1] and not os.path.isfile(output)
 
 
 def _to_printf(path: str) -> str:

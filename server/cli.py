@@ -119,7 +119,8 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
     if args.ray is not None and args.server:
         raise UsageError("--ray and --server both render elsewhere: pick one")
     if args.ray is None and farm:
-        raise UsageError(f"{', '.join(farm)} only apply with --ray: add --ray or leave them out")
+        raise UsageError(f"{' and '.join(farm)} {'applies' if len(farm) == 1 else 'apply'} only with --ray: "
+                         "add --ray or leave them out")
     if args.ray is not None:
         summary = _render_ray(opts, args, show_progress)
     elif args.server:
@@ -190,7 +191,8 @@ def _refuse_temporal_flags(args: argparse.Namespace, names: tuple[str, ...] = tu
 
     given = [_TEMPORAL_FLAGS[name] for name in names if getattr(args, name) is not None]
     if given and not args.temporal:
-        raise UsageError(f"{', '.join(given)} only apply to temporal renders: add --temporal or leave them out")
+        raise UsageError(f"{' and '.join(given)} {'applies' if len(given) == 1 else 'apply'} only to temporal renders: "
+                         "add --temporal or leave them out")
 
 
 def _window(args: argparse.Namespace) -> TemporalConfig:
@@ -227,8 +229,18 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _package_version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("nightgrade")
+    except metadata.PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nightgrade", description="NightGrade low-light enhancement")
+    parser.add_argument("--version", action="version", version=f"nightgrade {_package_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_enhance(sub)
     _add_info(sub)

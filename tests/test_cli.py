@@ -177,3 +177,21 @@ def test_output_colourspace_follows_the_output_format(tmp_path: Path, tiny_weigh
     code, out, err = _run(["enhance", exr, str(tmp_path / "d.png"), "-w", tiny_weights, "--json",
                            "--output-colorspace", "ACEScct"], capsys)
     assert json.loads(out)["colorspaces"]["output"] == "ACEScct" and "from --output-colorspace" in err
+
+
+def test_version_and_small_first_hour_fixes(tmp_path: Path, tiny_weights: str, capsys, monkeypatch) -> None:
+    """Issue 19 item 11: --version; an output name without extension is a folder; evaluate's
+    defaults stay out of the current folder's docs/."""
+    try:
+        main(["--version"])
+    except SystemExit as done:
+        assert done.code == 0
+    assert capsys.readouterr().out.strip().startswith("nightgrade 0.")
+    src = _sequence(tmp_path / "in", frames=[1, 2])
+    code, _, err = _run(["enhance", src, str(tmp_path / "renders" / "sh010"), "-w", tiny_weights], capsys)
+    assert code == 0, err
+    assert _files(tmp_path / "renders" / "sh010") == ["shot.0001.exr", "shot.0002.exr"]
+    from nightgrade.server.cli import build_parser
+
+    args = build_parser().parse_args(["evaluate", "data/eval"])
+    assert args.out.startswith("out/") and args.sheet.startswith("out/")

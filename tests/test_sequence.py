@@ -259,3 +259,14 @@ def test_probe_rejects_unreadable_header(tmp_path):
     (tmp_path / "shot.1002.exr").write_bytes(b"not an exr at all")
     with pytest.raises(InputError, match=r"frame 1002 \(.*\) cannot be read, it is corrupt or not an image"):
         probe_sequence(resolve_input(str(tmp_path / "shot.####.exr")))
+
+
+def test_output_name_without_extension_is_a_folder(tmp_path):
+    """Issue 19 item 11: `enhance shot.####.exr renders/sh010` means the folder renders/sh010."""
+    touch(tmp_path, "shot.1001.exr", "shot.1002.exr")
+    spec = resolve_input(str(tmp_path / "shot.####.exr"))
+    assert output_path_for(str(tmp_path / "renders" / "sh010"), spec, 1002) == \
+        str(tmp_path / "renders" / "sh010" / "shot.1002.exr")
+    (tmp_path / "notes").write_bytes(b"")  # an existing file without extension is still a file
+    with pytest.raises(UsageError, match="one file but the input has 2 frames"):
+        output_path_for(str(tmp_path / "notes"), spec, 1001)

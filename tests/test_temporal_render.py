@@ -183,7 +183,7 @@ def test_radius_zero_is_the_per_frame_path_and_flags_need_temporal(tmp_path: Pat
                                   np.stack(_outputs(tmp_path / "plain", range(1, 4))))
 
     assert main(["enhance", src, str(tmp_path / "x") + "/", "-w", tiny_weights, "--radius", "2"]) == 2
-    assert "--radius only apply to temporal renders" in capsys.readouterr().err
+    assert "--radius applies only to temporal renders" in capsys.readouterr().err
     code = main(["enhance", src, str(tmp_path / "cli" / "o.####.exr"), "-w", tiny_weights, "--temporal",
                  "--radius", "1", "--max-motion", "100", "--cache-mb", "8", "--json"])
     summary = json.loads(capsys.readouterr().out)
