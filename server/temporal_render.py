@@ -200,7 +200,7 @@ def render_temporal(opts: RenderOptions, cfg: TemporalRenderConfig = TemporalRen
     averaged_counts: list[float] = []
     identical = 0
     sources = {n for t in centres for n in range(max(first, t - radius), min(last, t + radius) + 1)}
-    with TileProgress(len(sources), setup.tiles_per_frame, enabled=show_progress) as progress:
+    with TileProgress(len(sources), setup.tiles_per_frame, enabled=show_progress, passes=True) as progress:
         enhanced = EnhancedFrames(setup, cache, progress)
         for t, out_path in pending:
             offsets = window_offsets(t, first, last, radius)

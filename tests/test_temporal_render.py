@@ -305,3 +305,14 @@ def test_ghosting_error_sees_uncompensated_averaging_and_not_noise() -> None:
     assert ghost_naive > 5 * ghosting_error([compensated[8:-8, 8:-8]], truth)
     assert ghosting_error([noisy[8:-8, 8:-8]], truth) < 0.25 * np.abs(noisy - clean[centre]).mean()
     assert ghost_naive > ghosting_error([noisy[8:-8, 8:-8]], truth)
+
+
+def test_progress_of_a_chunk_counts_generator_passes_not_frames(tmp_path: Path, tiny_weights: str, capsys) -> None:
+    """Issue 19 item 11: a temporal chunk of 2 frames with a handle each side made 4 passes; its
+    log lines say "pass i/4", never "(4/4)" as if 4 frames were written."""
+    src = _write_sequence(tmp_path / "in", [_texture(32, 40, seed=s) for s in range(5)])
+    assert main(["enhance", src, str(tmp_path / "o") + "/", "-w", tiny_weights, "--temporal", "--radius", "1",
+                 "--frames", "2-3"]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("frame ")]
+    assert [line.split(" (")[1].split(")")[0] for line in lines] == [f"pass {i}/4" for i in range(1, 5)]
+    assert sorted(int(line.split()[1]) for line in lines) == [1, 2, 3, 4]  # both handles and both frames
