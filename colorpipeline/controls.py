@@ -37,6 +37,18 @@ _EPS = 1e-3  # keeps the gain finite in black areas
 _MAX_GAIN = 64.0
 
 
+class ControlRangeError(UsageError):
+    """A control outside its range; ``field`` names it so that each front end can say it its own way."""
+
+    def __init__(self, field: str, value: object, fix: str) -> None:
+        self.field, self.value, self.fix = field, value, fix
+        super().__init__(self.naming(field.replace("_", " ")))
+
+    def naming(self, name: str) -> str:
+        """The message with the control called ``name`` (a flag, a protocol field)."""
+        return f"{name} {self.value!r} is outside 0..1: {self.fix}"
+
+
 @dataclass(frozen=True)
 class Controls:
     """The controls and their documented ranges; the defaults reproduce the model's output."""
@@ -51,7 +63,7 @@ class Controls:
                           ("detail", "0 adds nothing, 1 puts back the input's finest luma detail")):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-                raise UsageError(f"{name.replace('_', ' ')} {value!r} is outside 0..1: {fix}")
+                raise ControlRangeError(name, value, fix)
 
     @property
     def is_default(self) -> bool:

@@ -48,6 +48,13 @@ def _add_enhance(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, help="tiles per generator batch (default: from memory budget)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default auto)")
     p.add_argument("--mix", type=float, default=1.0, help="blend with the input, 0..1 (default 1.0)")
+    c = p.add_argument_group("look (colorpipeline/controls.py; the defaults are the model's own look)")
+    c.add_argument("--luma-denoise", type=float, default=1.0,
+                   help="strength of the model's luma denoise, 0..1 (default 1; 0 keeps the input's luma grain)")
+    c.add_argument("--chroma-denoise", type=float, default=1.0,
+                   help="strength of the model's colour-noise removal, 0..1 (default 1; 0 keeps the input's)")
+    c.add_argument("--detail", type=float, default=0.0,
+                   help="detail recovery: the input's finest luma detail put back, 0..1 (default 0)")
     p.add_argument("--bit-depth", help="output depth: 8, 10, 12, 16, half or float "
                                        "(default: the input's where the format allows it, else the format's)")
     p.add_argument("--compression", help="EXR/TIFF compression, e.g. zip, piz, dwaa, none")
@@ -104,16 +111,14 @@ _TEMPORAL_FLAGS = {"radius": "--radius", "max_motion": "--max-motion", "cache_mb
 
 
 def _cmd_enhance(args: argparse.Namespace) -> int:
+    from nightgrade.colorpipeline.controls import ControlRangeError
     from nightgrade.colorpipeline.errors import UsageError
-    from nightgrade.server.render import RenderOptions, render_sequence
+    from nightgrade.server.render import render_sequence
 
-    opts = RenderOptions(
-        input=args.input, output=args.output, weights=args.weights, frames=args.frames,
-        input_colorspace=args.input_colorspace, output_colorspace=args.output_colorspace,
-        ocio_config=args.ocio_config, scale=args.scale, tile=args.tile, region=args.region,
-        stride=args.stride, batch=args.batch, device=args.device, mix=args.mix,
-        bit_depth=args.bit_depth, compression=args.compression, compile=args.compile, overwrite=args.overwrite,
-    )
+    try:
+        opts = _render_options(args)
+    except ControlRangeError as err:  # the flag's name, not the field's
+        raise UsageError(err.naming("--" + err.field.replace("_", "-"))) from None
     show_progress = not (args.quiet or args.json)
     farm = [flag for name, flag in _FARM_FLAGS.items() if getattr(args, name) is not None]
     if args.ray is not None and args.server:
@@ -147,6 +152,19 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
         print(f"wrote {summary['frames_written']} frame(s) to {summary['output']}{skipped}{where} "
               f"({summary['seconds']:.1f} s, {summary['frames_per_second']:.3f} frames/s{temporal})")
     return 0
+
+
+def _render_options(args: argparse.Namespace) -> RenderOptions:
+    from nightgrade.server.render import RenderOptions
+
+    return RenderOptions(
+        input=args.input, output=args.output, weights=args.weights, frames=args.frames,
+        input_colorspace=args.input_colorspace, output_colorspace=args.output_colorspace,
+        ocio_config=args.ocio_config, scale=args.scale, tile=args.tile, region=args.region,
+        stride=args.stride, batch=args.batch, device=args.device, mix=args.mix, luma_denoise=args.luma_denoise,
+        chroma_denoise=args.chroma_denoise, detail=args.detail,
+        bit_depth=args.bit_depth, compression=args.compression, compile=args.compile, overwrite=args.overwrite,
+    )
 
 
 _RULE_WORDS = {"given": "from --output-colorspace"}

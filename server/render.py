@@ -8,8 +8,9 @@ This is the in-process pixel path that the CLI, the daemon and farm workers shar
 3. the generator sees the frame clamped to [0, 1]; what lies outside is carried around it
    (``split_highlights``/``restore_highlights``), so scene-linear highlights survive;
 4. tiled inference with Gaussian merge (paper Sec. 3.1-3.3, ``models.engine``);
-5. optional mix with the input, conversion to the output colourspace, atomic write with the
-   input's metadata, alpha and extra channels.
+5. the colourist controls (denoise strength for luma and chroma, detail recovery:
+   ``colorpipeline.controls``), optional mix with the input, conversion to the output
+   colourspace, atomic write with the input's metadata, alpha and extra channels.
 
 Renders resume: an output frame that already exists and validates (``farm_resume``) is skipped
 unless ``RenderOptions.overwrite``; when every frame is done no model is loaded at all.
@@ -26,6 +27,7 @@ import numpy as np
 import OpenImageIO as oiio
 
 from nightgrade.colorpipeline import color
+from nightgrade.colorpipeline.controls import Controls, apply_controls
 from nightgrade.colorpipeline.errors import OutputError, UsageError
 from nightgrade.colorpipeline.frame import Frame, depth_of
 from nightgrade.colorpipeline.imageio import (SequenceInfo, WriteOptions, check_output, output_depth,
@@ -56,6 +58,10 @@ class RenderOptions:
     batch: int | None = None
     device: str = "auto"
     mix: float = 1.0
+    luma_denoise: float = 1.0
+    chroma_denoise: float = 1.0
+    detail: float = 0.0
+    # (an exposure target comes with the model rewrite: it acts before the generator, in to_working)
     bit_depth: str | None = None
     compression: str | None = None
     compile: bool = False
@@ -68,6 +74,12 @@ class RenderOptions:
             raise UsageError(f"--mix {self.mix} is outside [0, 1]: 0 keeps the input, 1 is fully enhanced")
         if self.batch is not None and self.batch < 1:
             raise UsageError(f"--batch {self.batch} must be at least 1")
+        self.controls  # noqa: B018 - validates the control ranges now, before any work
+
+    @property
+    def controls(self) -> Controls:
+        """The colourist controls around the model output (``colorpipeline.controls``)."""
+        return Controls(self.luma_denoise, self.chroma_denoise, self.detail)
 
 
 @dataclass(frozen=True)
@@ -153,14 +165,18 @@ def working_rgb(rgb: np.ndarray, colours: ColourPlan) -> tuple[np.ndarray, np.nd
 
 
 def finish_frame(frame: Frame, enhanced: np.ndarray, working: np.ndarray, excess: np.ndarray,
-                 colours: ColourPlan, mix: float) -> Frame:
+                 colours: ColourPlan, mix: float, controls: Controls = Controls(), scale: float = 1.0) -> Frame:
     """Step 5: ``finish_rgb``, carried into the frame with its other channels and metadata."""
-    return frame.with_rgb(finish_rgb(enhanced, working, excess, colours, mix)).with_colorspace(colours.output)
+    rgb = finish_rgb(enhanced, working, excess, colours, mix, controls, scale)
+    return frame.with_rgb(rgb).with_colorspace(colours.output)
 
 
 def finish_rgb(enhanced: np.ndarray, working: np.ndarray, excess: np.ndarray, colours: ColourPlan,
-               mix: float) -> np.ndarray:
-    """Step 5 on RGB: add the excess back, mix with the input, convert to the output colourspace."""
+               mix: float, controls: Controls = Controls(), scale: float = 1.0) -> np.ndarray:
+    """Step 5 on RGB: the colourist controls on the model output (against what the model saw,
+    ``working - excess``; ``scale`` is the render scale), the excess added back, mix with the
+    input, conversion to the output colourspace."""
+    enhanced = apply_controls(working - excess, enhanced, controls, scale)
     out = color.restore_highlights(enhanced, excess)
     if mix != 1.0:
         out = mix * out + (1.0 - mix) * working
@@ -168,10 +184,11 @@ def finish_rgb(enhanced: np.ndarray, working: np.ndarray, excess: np.ndarray, co
 
 
 def enhance_frame(frame: Frame, engine: Engine, colours: ColourPlan, tiles: TileConfig, mix: float,
-                  progress: Any = None) -> Frame:
+                  progress: Any = None, controls: Controls = Controls(), scale: float = 1.0) -> Frame:
     """One frame through steps 2-5 of the module docstring (no I/O)."""
     working, in_range, excess = to_working(frame, colours)
-    return finish_frame(frame, engine.enhance(in_range, tiles, progress), working, excess, colours, mix)
+    return finish_frame(frame, engine.enhance(in_range, tiles, progress), working, excess, colours, mix,
+                        controls, scale)
 
 
 def _make_output_folder(path: str) -> None:
@@ -245,7 +262,7 @@ class RenderSetup(SequencePlan):
             "tiles": dataclasses.asdict(tiles) | {"per_frame": self.tiles_per_frame},
             "colorspaces": {"input": colours.input, "working": colours.working, "output": colours.output,
                             "output_rule": colours.output_rule},
-            "mix": self.opts.mix,
+            "mix": self.opts.mix, "controls": dataclasses.asdict(self.opts.controls),
         }
 
 
@@ -309,6 +326,6 @@ def render_sequence(opts: RenderOptions, show_progress: bool = True, engine: Eng
             frame = setup.read(frame_number)
             progress.start_frame(frame_number)
             write_frame(out_path, enhance_frame(frame, setup.engine, setup.colours, setup.tiles, opts.mix,
-                                                progress.tiles_done), setup.write_options)
+                                                progress.tiles_done, opts.controls, opts.scale), setup.write_options)
             progress.end_frame()
     return setup.summary(time.perf_counter() - started, len(pending))

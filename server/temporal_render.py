@@ -214,8 +214,8 @@ def render_temporal(opts: RenderOptions, cfg: TemporalRenderConfig = TemporalRen
             tic = time.perf_counter()
             frame = setup.read(t)
             working, _, excess = to_working(frame, setup.colours)
-            write_frame(out_path, finish_frame(frame, result, working, excess, setup.colours, opts.mix),
-                        setup.write_options)
+            write_frame(out_path, finish_frame(frame, result, working, excess, setup.colours, opts.mix,
+                                               opts.controls, opts.scale), setup.write_options)
             seconds["finish_write"] += time.perf_counter() - tic
     written = len(pending)
     summary = setup.summary(time.perf_counter() - started, written)

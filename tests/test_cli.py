@@ -195,3 +195,24 @@ def test_version_and_small_first_hour_fixes(tmp_path: Path, tiny_weights: str, c
 
     args = build_parser().parse_args(["evaluate", "data/eval"])
     assert args.out.startswith("out/") and args.sheet.startswith("out/")
+
+
+def test_look_controls_validate_and_reach_the_pixels(tmp_path: Path, tiny_weights: str, capsys) -> None:
+    """Issue 19 controls: each flag names its range when out of it; the defaults are today's look
+    (bit-identical), and a control changes the pixels and is reported in --json."""
+    src = _sequence(tmp_path / "in", frames=[1])
+    for flag, value in (("--luma-denoise", "1.5"), ("--chroma-denoise", "-1"), ("--detail", "3")):
+        code, _, err = _run(["enhance", src, str(tmp_path / "x") + "/", "-w", tiny_weights, flag, value], capsys)
+        assert code == 2
+        _assert_one_line_error(err, f"{flag} {float(value)!r} is outside 0..1")
+    assert _files(tmp_path / "x") == []
+    base = ["enhance", src, "-w", tiny_weights, "--json", "--bit-depth", "float"]
+    outs = {}
+    for name, extra in (("plain", []), ("defaults", ["--luma-denoise", "1", "--chroma-denoise", "1", "--detail", "0"]),
+                        ("grain", ["--luma-denoise", "0", "--detail", "0.5"])):
+        code, out, err = _run(base[:2] + [str(tmp_path / name) + "/"] + base[2:] + extra, capsys)
+        assert code == 0, err
+        outs[name] = read_frame(str(tmp_path / name / "shot.0001.exr")).rgb
+    np.testing.assert_array_equal(outs["defaults"], outs["plain"])
+    assert float(np.abs(outs["grain"] - outs["plain"]).max()) > 1e-3
+    assert json.loads(out)["controls"] == {"luma_denoise": 0.0, "chroma_denoise": 1.0, "detail": 0.5}
