@@ -113,6 +113,7 @@ _TEMPORAL_FLAGS = {"radius": "--radius", "max_motion": "--max-motion", "cache_mb
 def _cmd_enhance(args: argparse.Namespace) -> int:
     from nightgrade.colorpipeline.controls import ControlRangeError
     from nightgrade.colorpipeline.errors import UsageError
+    from nightgrade.colorpipeline.movie import is_movie
     from nightgrade.server.render import render_sequence
 
     try:
@@ -126,7 +127,9 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
     if args.ray is None and farm:
         raise UsageError(f"{' and '.join(farm)} {'applies' if len(farm) == 1 else 'apply'} only with --ray: "
                          "add --ray or leave them out")
-    if args.ray is not None:
+    if is_movie(args.input) or is_movie(args.output):
+        summary = _render_movie(opts, args, show_progress)
+    elif args.ray is not None:
         summary = _render_ray(opts, args, show_progress)
     elif args.server:
         summary = _render_remote(opts, args, show_progress)
@@ -168,6 +171,19 @@ def _render_options(args: argparse.Namespace) -> RenderOptions:
 
 
 _RULE_WORDS = {"given": "from --output-colorspace"}
+def _render_movie(opts: RenderOptions, args: argparse.Namespace, show_progress: bool) -> dict:
+    from nightgrade.colorpipeline.errors import UsageError
+    from nightgrade.server.movie_render import render_movie
+
+    elsewhere = [flag for flag, given in (("--temporal", args.temporal), ("--server", args.server),
+                                          ("--ray", args.ray is not None), ("--model", args.model)) if given]
+    if elsewhere:
+        raise UsageError(f"{' and '.join(elsewhere)} need an image sequence: a movie is read in one pass, per frame; "
+                         "render the movie to frames first (out/shot.####.exr)")
+    _refuse_temporal_flags(args)
+    return render_movie(opts, show_progress)
+
+
 _FARM_FLAGS = {"chunk_size": "--chunk-size", "ray_workers": "--ray-workers"}
 
 

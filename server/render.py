@@ -109,11 +109,7 @@ def input_output_colorspaces(opts: RenderOptions, first_path: str, config: color
     """(input colourspace of a sequence (user, metadata, format default), output colourspace (user,
     else ``color.output_colorspace`` for the file ``output_path`` at its depth), why that output)."""
     header = read_header(first_path)
-    chroma = header.getattribute("chromaticities")
-    source = color.resolve_colorspace(
-        config, opts.input_colorspace, header.get_string_attribute("oiio:ColorSpace", ""),
-        os.path.splitext(first_path)[1], is_float=header.format.basetype in (oiio.HALF, oiio.FLOAT, oiio.DOUBLE),
-        chromaticities=chroma, source=first_path)
+    source = input_colorspace(opts, first_path, config, header)
     if opts.output_colorspace:
         return source, color.canonical_name(config, opts.output_colorspace, origin="--output-colorspace"), "given"
     depth = output_depth(output_path, write_options, depth_of(header.format,
@@ -121,6 +117,17 @@ def input_output_colorspaces(opts: RenderOptions, first_path: str, config: color
     output, rule = color.output_colorspace(config, source, os.path.splitext(output_path)[1],
                                            is_float=depth in ("half", "float"))
     return source, output, rule
+
+
+def input_colorspace(opts: RenderOptions, first_path: str, config: color.ColorConfig,
+                     header: oiio.ImageSpec | None = None) -> str:
+    """The input colourspace of a sequence: the user's, else metadata, else the format default."""
+    header = header if header is not None else read_header(first_path)
+    chroma = header.getattribute("chromaticities")
+    return color.resolve_colorspace(
+        config, opts.input_colorspace, header.get_string_attribute("oiio:ColorSpace", ""),
+        os.path.splitext(first_path)[1], is_float=header.format.basetype in (oiio.HALF, oiio.FLOAT, oiio.DOUBLE),
+        chromaticities=chroma, source=first_path)
 
 
 def tile_config_for(opts: RenderOptions, engine: Engine) -> TileConfig:
