@@ -224,8 +224,8 @@ def _video_stream(container, path: str):
         raise InputError(f"{path} holds no video stream")
     stream = container.streams.video[0]
     if stream.codec_context is None or not _decodable(stream):
-        raise InputError(f"{path}: its video codec '{_codec_name(stream, path)}' cannot be decoded by this FFmpeg build "
-                         "(PyAV); convert it to ProRes, DNxHR or an image sequence first")
+        raise InputError(f"{path}: its video codec '{_codec_name(stream, path)}' cannot be decoded by this "
+                         "FFmpeg build (PyAV); convert it to ProRes, DNxHR or an image sequence first")
     return stream
 
 

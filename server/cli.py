@@ -39,7 +39,8 @@ def _add_enhance(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", help="frames: a range 1001-1100, steps 1001-1100x2 (or :2), lists 1001,1003 "
                                     "(default: all frames found)")
     p.add_argument("--input-colorspace", help="OCIO colourspace of the input (default: file metadata, else per format)")
-    p.add_argument("--output-colorspace", help="OCIO colourspace of the output (default: the input's)")
+    p.add_argument("--output-colorspace", help="OCIO colourspace of the output (default: the input's where the "
+                                               "output format holds it, else the format's; printed on stderr)")
     p.add_argument("--ocio-config", help="OCIO config path (default: $OCIO, else ocio://studio-config-latest)")
     p.add_argument("--scale", type=float, default=1.0, help="proxy preview scale in (0, 1] (default 1.0)")
     p.add_argument("--tile", type=int, help="local tile size Nl in full-resolution pixels (default: checkpoint's)")
@@ -171,6 +172,8 @@ def _render_options(args: argparse.Namespace) -> RenderOptions:
 
 
 _RULE_WORDS = {"given": "from --output-colorspace"}
+
+
 def _render_movie(opts: RenderOptions, args: argparse.Namespace, show_progress: bool) -> dict:
     from nightgrade.colorpipeline.errors import UsageError
     from nightgrade.server.movie_render import render_movie

@@ -30,7 +30,8 @@ from nightgrade.server.farm_paths import absolute_path
 @dataclass(frozen=True)
 class CueJob:
     """An enhance job for OpenCue. Render settings: ``input``/``output`` (sequence patterns),
-    ``frames`` (a ``sequence.parse_frames`` range; steps and gaps only with chunk size 1), ``chunk_size``, ``weights`` (None: the shipped model), ``radius``
+    ``frames`` (a ``sequence.parse_frames`` range; steps and gaps only with chunk size 1),
+    ``chunk_size``, ``weights`` (None: the shipped model), ``radius``
     (0: no temporal smoothing), ``cache_dir`` (shared disk cache of enhanced frames),
     ``device``, ``extra_args`` (more enhance flags) and ``command`` (nightgrade on the hosts).
     Farm settings: job ``name``, ``show``/``shot``/``user`` (None: PyOutline's defaults from the

@@ -57,5 +57,6 @@ class TileProgress:
         if self._lines:
             eta = (self._frames - self._frames_done) / fps
             rate = "passes/s" if self._count else "frames/s"
-            print(f"frame {self._frame_number} {'enhanced' if self._count else 'done'} ({self._count}{self._frames_done}/"
-                  f"{self._frames}), {fps:.3f} {rate}, ETA {eta:.0f} s", file=sys.stderr, flush=True)
+            verb = "enhanced" if self._count else "done"
+            print(f"frame {self._frame_number} {verb} ({self._count}{self._frames_done}/{self._frames}), "
+                  f"{fps:.3f} {rate}, ETA {eta:.0f} s", file=sys.stderr, flush=True)
