@@ -112,6 +112,7 @@ def read_movie(path: str, wanted: frozenset[int] | None = None) -> Iterator[tupl
     info = probe_movie(path)
     matrix = _MATRIX.get(info.matrix, "itu709" if info.height >= 720 else "itu601")  # as players guess
     container = _open(path)
+    number = 0
     try:
         stream = _video_stream(container, path)
         last = max(wanted) if wanted else None

@@ -108,6 +108,9 @@ class _Sink:
                  numbers: tuple[int, ...]) -> None:
         self._opts, self._movie = opts, None
         if is_movie(opts.output):
+            if opts.bit_depth or opts.compression:
+                raise UsageError("--bit-depth and --compression apply to image outputs; a .mov is ProRes 422 HQ "
+                                 "10-bit, an .mp4 H.264 8-bit")
             if os.path.exists(opts.output) and not opts.overwrite:
                 raise OutputError(f"{opts.output} exists; a movie is written whole: pass --overwrite to replace it")
             os.makedirs(os.path.dirname(os.path.abspath(opts.output)), exist_ok=True)

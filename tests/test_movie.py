@@ -125,6 +125,8 @@ def test_enhance_dailies_from_frames_and_frames_from_a_movie(tmp_path: Path, tin
     assert "--overwrite" in capsys.readouterr().err
     assert main(["enhance", str(daily), str(tmp_path / "x.mov"), "-w", tiny_weights, "--frames", "9"]) == 2
     assert "frames are 1-3" in capsys.readouterr().err
+    assert main(["enhance", str(daily), str(tmp_path / "y.mov"), "-w", tiny_weights, "--bit-depth", "16"]) == 2
+    assert "apply to image outputs" in capsys.readouterr().err and not (tmp_path / "y.mov").exists()
 
 
 def test_a_log_input_becomes_a_tagged_movie(tmp_path: Path, tiny_weights: str, capsys) -> None:
