@@ -186,9 +186,14 @@ def format_rules(path: str) -> FormatRules:
     """The rules for ``path``'s extension; OutputError for an extension NightGrade does not write."""
     ext = os.path.splitext(path)[1].lower()
     if ext not in FORMATS:
-        shown = f"extension {ext!r}" if ext else "no extension"
-        raise OutputError(f"cannot write {path}: {shown} is not an output format; use {', '.join(FORMATS)}")
+        shown = f"extension {ext!r} is not an output format" if ext else "it has no extension to name a format"
+        raise OutputError(f"cannot write {path}: {shown}; use {', '.join(FORMATS)}")
     return FORMATS[ext]
+
+
+def output_depth(path: str, options: WriteOptions, source_depth: str | None) -> str:
+    """The depth ``write_frame`` will use for ``path`` (``frame.DEPTHS``); OutputError as it would."""
+    return _choose_depth(format_rules(path), options.bit_depth, source_depth, path)
 
 
 def write_frame(path: str, frame: Frame, options: WriteOptions = WriteOptions()) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
@@ -24,6 +24,7 @@ import zmq
 from nightgrade.colorpipeline.errors import InputError, UsageError
 from nightgrade.server import protocol as P
 from nightgrade.server.curve import CurveClientConfig, configure_client
+from nightgrade.server.endpoint_check import nothing_listens
 # The error classes live in daemon_errors; they are importable from here, where they are raised.
 from nightgrade.server.daemon_errors import (DaemonColorError, DaemonError, DaemonInputError,  # noqa: F401
                                             DaemonModelError, DaemonServiceError, DaemonUnavailable,
@@ -115,7 +116,8 @@ class Client:
 
     def __init__(self, endpoint: str = P.DEFAULT_ENDPOINT, *, timeout_s: float = 10.0, retries: int = 2,
                  curve: CurveClientConfig | None = None, name: str | None = None,
-                 render_timeout_s: float = 3600.0, context: zmq.Context | None = None) -> None:
+                 render_timeout_s: float = 3600.0, context: zmq.Context | None = None,
+                 fail_fast: bool = False, notice: Callable[[str], None] | None = None) -> None:
         if not timeout_s > 0 or not render_timeout_s > 0 or retries < 0:
             raise UsageError(f"client timeouts must be > 0 and retries >= 0, got timeout {timeout_s}, "
                              f"render timeout {render_timeout_s}, retries {retries}")
@@ -126,6 +128,9 @@ class Client:
         self._own_context = context is None
         self._context = context or zmq.Context()
         self._socket: zmq.Socket | None = None
+        # fail_fast: before the first request, refuse at once where the OS says nothing listens
+        # (endpoint_check) instead of after every timeout; notice: told of each silent try.
+        self._check_listening, self._notice = fail_fast, notice
 
     def __enter__(self) -> Client:
         return self
@@ -269,11 +274,20 @@ class Client:
 
     def _call(self, kind: str, fields: dict[str, Any], buffers: Sequence[Any] = (),
               cancel: threading.Event | None = None) -> P.Message:
+        if self._check_listening:
+            self._check_listening = False
+            why = nothing_listens(self.endpoint)
+            if why is not None:
+                raise DaemonUnavailable(f"the NightGrade daemon at {self.endpoint} is not running: {why}; "
+                                        "start it with `nightgrade serve` or check --server")
         request_id = uuid.uuid4().hex
         frames = P.encode(P.request(kind, request_id, **fields), buffers)
         for attempt in range(1 + self.retries):
             if attempt:
                 self._drop_socket()  # a stale socket may hold a late reply or a stuck send: start clean
+                if self._notice is not None:
+                    self._notice(f"no reply from the daemon at {self.endpoint} within {self.timeout_s:g} s; "
+                                 f"trying again ({attempt + 1} of {1 + self.retries})")
             reply = None
             if self._send(frames):
                 reply = (self._await_render(request_id, cancel) if kind == P.RENDER

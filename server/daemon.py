@@ -195,7 +195,7 @@ class Daemon:
             self._send(router, peer, envelope, proto.reply(
                 proto.WELCOME, req.id, version=version, server=f"nightgrade {_version()}",
                 models=self.models.describe(), device=self.models.device, limits=self._limits(),
-                ocio_config=color.config_source(self.cfg.ocio_config)[0]))
+                ocio_config=color.config_source(self.cfg.ocio_config)[0], features=list(proto.FEATURES)))
         elif isinstance(req, proto.Ping):
             self._send(router, peer, envelope, proto.reply(
                 proto.PONG, req.id, queue=self.scheduler.depth(), busy=self._busy.is_set(), uptime_s=self._uptime()))

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from nightgrade.colorpipeline import color
+from nightgrade.colorpipeline.controls import Controls
 from nightgrade.colorpipeline.errors import ColorError, ModelError, UsageError
 from nightgrade.colorpipeline.temporal import TemporalConfig
 from nightgrade.colorpipeline.temporal_window import PairFlows, smooth_frame
@@ -70,7 +71,7 @@ def picture_context(req: proto.Render | proto.Have, models: ModelSet, config: co
                                       fix="send a colourspace of the daemon's OCIO config")
         output = color.canonical_name(config, req.output_colorspace, origin="the request's output_colorspace",
                                       fix="send a colourspace of the daemon's OCIO config") \
-            if req.output_colorspace else source
+            if req.output_colorspace else color.output_colorspace(config, source, color.BUFFER, is_float=True)[0]
     except ColorError as err:
         raise proto.ProtocolError(proto.BAD_COLORSPACE, str(err), req.id) from None
     try:
@@ -151,7 +152,7 @@ def prepare(req: proto.Render, ctx: PictureContext, cache: FrameCache) -> Render
 
 
 def finish(work: RenderWork, cache: FrameCache, flows: PairFlows) -> tuple[dict, memoryview]:
-    """Temporal window (if asked), highlights, mix, output colourspace, window crop: the RESULT
+    """Temporal window (if asked), colourist controls, highlights, mix, output colourspace, window crop: the RESULT
     header fields and its pixel buffer."""
     req, ctx = work.req, work.ctx
     enhanced = work.enhanced[work.keys[0]]
@@ -168,7 +169,9 @@ def finish(work: RenderWork, cache: FrameCache, flows: PairFlows) -> tuple[dict,
             smoothed = np.concatenate([rgb, counts[..., None].astype(np.float32)], axis=2)
             cache.put(smoothed_key, smoothed)
         enhanced, averaged = smoothed[..., :3], float(smoothed[..., 3].mean())
-    rgb = finish_rgb(enhanced, work.working, work.excess, ctx.colours, req.params.mix)
+    params = req.params
+    rgb = finish_rgb(enhanced, work.working, work.excess, ctx.colours, params.mix,
+                     Controls(params.luma_denoise, params.chroma_denoise, params.detail), ctx.scale)
     x0, y0, x1, y1 = req.window
     out = rgb[y0:y1, x0:x1]
     if req.channels == 4:

@@ -388,8 +388,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", "-w", help="NightGrade checkpoint to score (default: the shipped model)")
     parser.add_argument("--baseline-weights", help="plain 3-channel CycleGAN checkpoint trained with the same budget")
     parser.add_argument("--reference", help="bright image for histogram matching (default: EVAL_DIR/reference.png)")
-    parser.add_argument("--out", default="docs/quality.md", help="markdown report (default docs/quality.md)")
-    parser.add_argument("--sheet", default="docs/contact-sheet.png", help="contact sheet PNG")
+    # Defaults under out/ (git-ignored): a run from any folder must not overwrite a checkout's docs.
+    parser.add_argument("--out", default="out/evaluate/quality.md", help="markdown report (default: %(default)s)")
+    parser.add_argument("--sheet", default="out/evaluate/contact-sheet.png", help="contact sheet (default: %(default)s)")
     parser.add_argument("--max-frames", type=int, help="score only the first N frames of each clip")
     parser.add_argument("--baselines-only", action="store_true", help="skip the learned models")
     parser.add_argument("--models-only", action="store_true", help="skip the classical baselines")

@@ -285,7 +285,7 @@ def _job_summary(base: dict[str, Any], results: list[dict[str, Any]], ray_info: 
                       "frames_per_second": round(written / seconds, 4) if seconds > 0 else 0.0}
     rendered = sorted((r for r in results if "model" in r), key=lambda r: r["frames"][0])
     if rendered:
-        kept = ("weights", "model", "batch_size", "tiles", "colorspaces", "mix", "temporal")
+        kept = ("weights", "model", "batch_size", "tiles", "colorspaces", "mix", "controls", "temporal")
         summary |= {key: rendered[0][key] for key in kept if key in rendered[0]}
     if rendered and "temporal" in rendered[0]:  # the source frames the whole job read, every chunk's handles included
         reads = [r["temporal"]["source_frames"] for r in rendered]

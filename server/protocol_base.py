@@ -21,6 +21,9 @@ from nightgrade.colorpipeline.errors import UsageError
 PROTOCOL_VERSION = 1
 SUPPORTED_VERSIONS: tuple[int, ...] = (1,)
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5557"
+# Optional additions to version 1 that WELCOME lists (``features``): a daemon that predates one
+# ignores its keys like any unknown key, so a client that needs it checks this list first.
+FEATURES: tuple[str, ...] = ("controls",)  # params luma_denoise, chroma_denoise, detail
 
 HELLO, WELCOME, PING, PONG, STATS = "HELLO", "WELCOME", "PING", "PONG", "STATS"
 HAVE, NEED, RENDER, RESULT = "HAVE", "NEED", "RENDER", "RESULT"

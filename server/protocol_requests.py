@@ -124,6 +124,9 @@ class RenderParams:
     max_motion: float = 256.0
     tile: int | None = None
     region: int | None = None
+    luma_denoise: float = 1.0  # feature "controls" (colorpipeline.controls): the defaults are the model's look
+    chroma_denoise: float = 1.0
+    detail: float = 0.0
 
     def to_wire(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -313,8 +316,14 @@ def _params(fields: _Fields) -> RenderParams:
     region = fields.integer("region", 1, 1 << 16, required=False)
     if tile is not None and region is not None and region < tile:
         raise bad_field("params.region", f"{region} must be >= params.tile {tile}")
+    controls = {}
+    for key, default in (("luma_denoise", 1.0), ("chroma_denoise", 1.0), ("detail", 0.0)):
+        controls[key] = fields.number(key, required=False, default=default)
+        if not 0.0 <= controls[key] <= 1.0:
+            raise bad_field(f"params.{key}", f"must be in 0..1, got {controls[key]}")
     return RenderParams(mix, fields.flag("temporal", False), fields.integer("radius", 0, MAX_RADIUS, required=False,
-                                                                         default=MAX_RADIUS), max_motion, tile, region)
+                                                                         default=MAX_RADIUS), max_motion, tile, region,
+                        **controls)
 
 
 def _render(message: Message, fields: _Fields, limits: Limits) -> Render:

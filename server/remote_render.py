@@ -11,11 +11,14 @@ order sends every frame about once and the daemon enhances it once.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from nightgrade.colorpipeline import color
+from nightgrade.colorpipeline.errors import ServiceError
 from nightgrade.colorpipeline.imageio import write_frame
 from nightgrade.colorpipeline.sequence import resolve_input
 from nightgrade.colorpipeline.temporal import TemporalConfig, window_offsets
@@ -37,6 +40,7 @@ class ServerOptions:
     retries: int = 2
     curve: CurveClientConfig | None = None
     model: str | None = None
+    notice: Callable[[str], None] | None = None  # told of each silent try (the CLI prints it)
 
 
 def render_remote(opts: RenderOptions, server: ServerOptions, window: TemporalConfig | None = None,
@@ -48,17 +52,23 @@ def render_remote(opts: RenderOptions, server: ServerOptions, window: TemporalCo
     widened = (first, last) != (requested.frames[0], requested.frames[-1])
     plan = plan_sequence(opts, f"{first}-{last}" if widened else None)
     config = color.ColorConfig(opts.ocio_config)
-    source, output = input_output_colorspaces(opts, plan.spec.path_for(plan.spec.frames[0]), config)
+    source, output, rule = input_output_colorspaces(opts, plan.spec.path_for(plan.spec.frames[0]), config,
+                                                    plan.outputs[0], plan.write_options)
     params = proto.RenderParams(mix=opts.mix, temporal=window is not None,
                                 radius=window.radius if window else proto.MAX_RADIUS,
-                                max_motion=window.max_motion if window else 256.0, tile=opts.tile, region=opts.region)
+                                max_motion=window.max_motion if window else 256.0, tile=opts.tile, region=opts.region,
+                                luma_denoise=opts.luma_denoise, chroma_denoise=opts.chroma_denoise, detail=opts.detail)
     pending = plan.pending  # outputs already complete are kept (resumable farm renders, `--overwrite`)
     passes, averaged, model = 0, [], None
     if not pending:
         return plan.summary(time.perf_counter() - started, 0) | {"server": server.endpoint, "generator_passes": 0}
-    with Client(server.endpoint, timeout_s=server.timeout_s, retries=server.retries, curve=server.curve) as client, \
+    with Client(server.endpoint, timeout_s=server.timeout_s, retries=server.retries, curve=server.curve,
+                fail_fast=True, notice=server.notice) as client, \
             TileProgress(len(pending), 1, enabled=show_progress) as progress:
         welcome = client.hello()
+        if not opts.controls.is_default and "controls" not in (welcome.get("features") or ()):
+            raise ServiceError(f"the daemon at {server.endpoint} ({welcome.get('server')}) predates the denoise and "
+                               "detail controls and would ignore them: update it, or leave them at their defaults")
         sources: dict[int, WirePixels] = {}
         frames = {}
         for t, out_path in pending:
@@ -82,8 +92,8 @@ def render_remote(opts: RenderOptions, server: ServerOptions, window: TemporalCo
     written = len(pending)
     return plan.summary(time.perf_counter() - started, written) | {
         "server": server.endpoint, "server_version": welcome.get("server"), "device": welcome.get("device"),
-        "model": model, "colorspaces": {"input": source, "output": output},
-        "mix": opts.mix, "generator_passes": passes,
+        "model": model, "colorspaces": {"input": source, "output": output, "output_rule": rule},
+        "mix": opts.mix, "controls": dataclasses.asdict(opts.controls), "generator_passes": passes,
         "generator_passes_per_frame": round(passes / written, 4),
         "mean_frames_averaged": round(sum(averaged) / len(averaged), 4),
         "temporal": None if window is None else {"radius": window.radius, "max_motion": window.max_motion,

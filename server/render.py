@@ -8,8 +8,9 @@ This is the in-process pixel path that the CLI, the daemon and farm workers shar
 3. the generator sees the frame clamped to [0, 1]; what lies outside is carried around it
    (``split_highlights``/``restore_highlights``), so scene-linear highlights survive;
 4. tiled inference with Gaussian merge (paper Sec. 3.1-3.3, ``models.engine``);
-5. optional mix with the input, conversion to the output colourspace, atomic write with the
-   input's metadata, alpha and extra channels.
+5. the colourist controls (denoise strength for luma and chroma, detail recovery:
+   ``colorpipeline.controls``), optional mix with the input, conversion to the output
+   colourspace, atomic write with the input's metadata, alpha and extra channels.
 
 Renders resume: an output frame that already exists and validates (``farm_resume``) is skipped
 unless ``RenderOptions.overwrite``; when every frame is done no model is loaded at all.
@@ -26,10 +27,11 @@ import numpy as np
 import OpenImageIO as oiio
 
 from nightgrade.colorpipeline import color
+from nightgrade.colorpipeline.controls import Controls, apply_controls
 from nightgrade.colorpipeline.errors import OutputError, UsageError
-from nightgrade.colorpipeline.frame import Frame
-from nightgrade.colorpipeline.imageio import (SequenceInfo, WriteOptions, check_output, probe_sequence,
-                                              read_frame, read_header, write_frame)
+from nightgrade.colorpipeline.frame import Frame, depth_of
+from nightgrade.colorpipeline.imageio import (SequenceInfo, WriteOptions, check_output, output_depth,
+                                              probe_sequence, read_frame, read_header, write_frame)
 from nightgrade.colorpipeline.sequence import SequenceSpec, output_path_for, resolve_input
 from nightgrade.colorpipeline.tiles import TileConfig, plan_tiles
 from nightgrade.models.engine import Engine, EngineConfig
@@ -56,6 +58,10 @@ class RenderOptions:
     batch: int | None = None
     device: str = "auto"
     mix: float = 1.0
+    luma_denoise: float = 1.0
+    chroma_denoise: float = 1.0
+    detail: float = 0.0
+    # (an exposure target comes with the model rewrite: it acts before the generator, in to_working)
     bit_depth: str | None = None
     compression: str | None = None
     compile: bool = False
@@ -68,38 +74,60 @@ class RenderOptions:
             raise UsageError(f"--mix {self.mix} is outside [0, 1]: 0 keeps the input, 1 is fully enhanced")
         if self.batch is not None and self.batch < 1:
             raise UsageError(f"--batch {self.batch} must be at least 1")
+        self.controls  # noqa: B018 - validates the control ranges now, before any work
+
+    @property
+    def controls(self) -> Controls:
+        """The colourist controls around the model output (``colorpipeline.controls``)."""
+        return Controls(self.luma_denoise, self.chroma_denoise, self.detail)
 
 
 @dataclass(frozen=True)
 class ColourPlan:
-    """The three colourspaces of a render, resolved once per sequence."""
+    """The three colourspaces of a render, resolved once per sequence; ``output_rule`` says why the
+    output one was chosen (``color.output_colorspace``), for the stderr line and ``--json``."""
 
     config: color.ColorConfig
     input: str
     working: str
     output: str
+    output_rule: str = "given"
 
 
-def plan_colours(opts: RenderOptions, first_path: str, working_name: str) -> ColourPlan:
+def plan_colours(opts: RenderOptions, first_path: str, working_name: str, output_path: str,
+                 write_options: WriteOptions) -> ColourPlan:
     """Resolve input (user, metadata, format default), working (checkpoint) and output spaces."""
     config = color.ColorConfig(opts.ocio_config)
-    source, output = input_output_colorspaces(opts, first_path, config)
+    source, output, rule = input_output_colorspaces(opts, first_path, config, output_path, write_options)
     working = color.canonical_name(config, working_name, origin="the checkpoint's working space",
                                    fix="use an OCIO config that defines it (--ocio-config)")
-    return ColourPlan(config, source, working, output)
+    return ColourPlan(config, source, working, output, rule)
 
 
-def input_output_colorspaces(opts: RenderOptions, first_path: str, config: color.ColorConfig) -> tuple[str, str]:
-    """The input colourspace of a sequence (user, metadata, format default) and the output one."""
+def input_output_colorspaces(opts: RenderOptions, first_path: str, config: color.ColorConfig, output_path: str,
+                             write_options: WriteOptions) -> tuple[str, str, str]:
+    """(input colourspace of a sequence (user, metadata, format default), output colourspace (user,
+    else ``color.output_colorspace`` for the file ``output_path`` at its depth), why that output)."""
     header = read_header(first_path)
+    source = input_colorspace(opts, first_path, config, header)
+    if opts.output_colorspace:
+        return source, color.canonical_name(config, opts.output_colorspace, origin="--output-colorspace"), "given"
+    depth = output_depth(output_path, write_options, depth_of(header.format,
+                                                              header.get_int_attribute("oiio:BitsPerSample", 0)))
+    output, rule = color.output_colorspace(config, source, os.path.splitext(output_path)[1],
+                                           is_float=depth in ("half", "float"))
+    return source, output, rule
+
+
+def input_colorspace(opts: RenderOptions, first_path: str, config: color.ColorConfig,
+                     header: oiio.ImageSpec | None = None) -> str:
+    """The input colourspace of a sequence: the user's, else metadata, else the format default."""
+    header = header if header is not None else read_header(first_path)
     chroma = header.getattribute("chromaticities")
-    source = color.resolve_colorspace(
+    return color.resolve_colorspace(
         config, opts.input_colorspace, header.get_string_attribute("oiio:ColorSpace", ""),
         os.path.splitext(first_path)[1], is_float=header.format.basetype in (oiio.HALF, oiio.FLOAT, oiio.DOUBLE),
         chromaticities=chroma, source=first_path)
-    output = color.canonical_name(config, opts.output_colorspace, origin="--output-colorspace") \
-        if opts.output_colorspace else source
-    return source, output
 
 
 def tile_config_for(opts: RenderOptions, engine: Engine) -> TileConfig:
@@ -144,14 +172,18 @@ def working_rgb(rgb: np.ndarray, colours: ColourPlan) -> tuple[np.ndarray, np.nd
 
 
 def finish_frame(frame: Frame, enhanced: np.ndarray, working: np.ndarray, excess: np.ndarray,
-                 colours: ColourPlan, mix: float) -> Frame:
+                 colours: ColourPlan, mix: float, controls: Controls = Controls(), scale: float = 1.0) -> Frame:
     """Step 5: ``finish_rgb``, carried into the frame with its other channels and metadata."""
-    return frame.with_rgb(finish_rgb(enhanced, working, excess, colours, mix)).with_colorspace(colours.output)
+    rgb = finish_rgb(enhanced, working, excess, colours, mix, controls, scale)
+    return frame.with_rgb(rgb).with_colorspace(colours.output)
 
 
 def finish_rgb(enhanced: np.ndarray, working: np.ndarray, excess: np.ndarray, colours: ColourPlan,
-               mix: float) -> np.ndarray:
-    """Step 5 on RGB: add the excess back, mix with the input, convert to the output colourspace."""
+               mix: float, controls: Controls = Controls(), scale: float = 1.0) -> np.ndarray:
+    """Step 5 on RGB: the colourist controls on the model output (against what the model saw,
+    ``working - excess``; ``scale`` is the render scale), the excess added back, mix with the
+    input, conversion to the output colourspace."""
+    enhanced = apply_controls(working - excess, enhanced, controls, scale)
     out = color.restore_highlights(enhanced, excess)
     if mix != 1.0:
         out = mix * out + (1.0 - mix) * working
@@ -159,10 +191,11 @@ def finish_rgb(enhanced: np.ndarray, working: np.ndarray, excess: np.ndarray, co
 
 
 def enhance_frame(frame: Frame, engine: Engine, colours: ColourPlan, tiles: TileConfig, mix: float,
-                  progress: Any = None) -> Frame:
+                  progress: Any = None, controls: Controls = Controls(), scale: float = 1.0) -> Frame:
     """One frame through steps 2-5 of the module docstring (no I/O)."""
     working, in_range, excess = to_working(frame, colours)
-    return finish_frame(frame, engine.enhance(in_range, tiles, progress), working, excess, colours, mix)
+    return finish_frame(frame, engine.enhance(in_range, tiles, progress), working, excess, colours, mix,
+                        controls, scale)
 
 
 def _make_output_folder(path: str) -> None:
@@ -234,8 +267,9 @@ class RenderSetup(SequencePlan):
             "weights": self.weights, "model": f"{engine.meta.model_name} {engine.meta.model_version}",
             "device": str(engine.device), "batch_size": engine.batch_size_for(tiles.local),
             "tiles": dataclasses.asdict(tiles) | {"per_frame": self.tiles_per_frame},
-            "colorspaces": {"input": colours.input, "working": colours.working, "output": colours.output},
-            "mix": self.opts.mix,
+            "colorspaces": {"input": colours.input, "working": colours.working, "output": colours.output,
+                            "output_rule": colours.output_rule},
+            "mix": self.opts.mix, "controls": dataclasses.asdict(self.opts.controls),
         }
 
 
@@ -277,7 +311,8 @@ def setup_for(plan: SequencePlan, engine: Engine | None = None) -> RenderSetup:
     opts = plan.opts
     weights = resolve_weights(opts.weights)
     engine = engine if engine is not None else load_engine(opts)
-    colours = plan_colours(opts, plan.spec.path_for(plan.spec.frames[0]), engine.meta.colorspace)
+    colours = plan_colours(opts, plan.spec.path_for(plan.spec.frames[0]), engine.meta.colorspace, plan.outputs[0],
+                           plan.write_options)
     tiles = tile_config_for(opts, engine)
     return RenderSetup(**{f.name: getattr(plan, f.name) for f in dataclasses.fields(plan)}, weights=weights,
                        engine=engine, colours=colours, tiles=tiles,
@@ -298,6 +333,6 @@ def render_sequence(opts: RenderOptions, show_progress: bool = True, engine: Eng
             frame = setup.read(frame_number)
             progress.start_frame(frame_number)
             write_frame(out_path, enhance_frame(frame, setup.engine, setup.colours, setup.tiles, opts.mix,
-                                                progress.tiles_done), setup.write_options)
+                                                progress.tiles_done, opts.controls, opts.scale), setup.write_options)
             progress.end_frame()
     return setup.summary(time.perf_counter() - started, len(pending))

@@ -36,7 +36,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("status", help="print a running daemon's queue, counters, cache and device memory")
-    add_client_arguments(p, DEFAULT_ENDPOINT)
+    # the daemon answers STATS at once even while it renders: a short wait is enough
+    add_client_arguments(p, DEFAULT_ENDPOINT, default_timeout=3.0)
     p.add_argument("--json", action="store_true", help="print the STATS reply as JSON")
     p.set_defaults(func=_cmd_status)
 
@@ -46,17 +47,23 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_keygen)
 
 
-def add_client_arguments(p: argparse.ArgumentParser, default_server: str | None = None) -> None:
+def add_client_arguments(p: argparse.ArgumentParser, default_server: str | None = None,
+                         default_timeout: float = 10.0) -> None:
     """Daemon connection flags shared by `status` and `enhance --server`."""
     g = p.add_argument_group("render daemon")
     g.add_argument("--server", default=default_server,
                    help=f"daemon endpoint, e.g. {DEFAULT_ENDPOINT}" + (" (default)" if default_server else ""))
-    g.add_argument("--timeout", type=float, default=10.0,
-                   help="seconds to wait for any reply before retrying (default 10; a rendering daemon "
-                        "answers pings, so long frames are fine)")
+    g.add_argument("--timeout", type=float, default=default_timeout,
+                   help=f"seconds to wait for any reply before retrying (default {default_timeout:g}; a rendering "
+                        "daemon answers pings, so long frames are fine)")
     g.add_argument("--retries", type=int, default=2, help="resends after a silent timeout (default 2)")
     g.add_argument("--curve-server-key", type=Path, help="the daemon's public key (.key) for Curve")
     g.add_argument("--curve-client-key", type=Path, help="this client's key pair (.key_secret) for Curve")
+
+
+def notice(text: str) -> None:
+    """A client's progress note (a silent try, a retry) as one stderr line: never 30 s of silence."""
+    print(f"nightgrade: {text}", file=sys.stderr, flush=True)
 
 
 def curve_client(args: argparse.Namespace):
@@ -97,7 +104,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def _cmd_status(args: argparse.Namespace) -> int:
     from nightgrade.server.client import Client
 
-    with Client(args.server, timeout_s=args.timeout, retries=args.retries, curve=curve_client(args)) as client:
+    with Client(args.server, timeout_s=args.timeout, retries=args.retries, curve=curve_client(args),
+                fail_fast=True, notice=notice) as client:
         stats = client.stats()
     if args.json:
         print(json.dumps({k: v for k, v in stats.items() if k not in ("v", "type", "id")}, indent=2))

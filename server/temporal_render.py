@@ -200,7 +200,7 @@ def render_temporal(opts: RenderOptions, cfg: TemporalRenderConfig = TemporalRen
     averaged_counts: list[float] = []
     identical = 0
     sources = {n for t in centres for n in range(max(first, t - radius), min(last, t + radius) + 1)}
-    with TileProgress(len(sources), setup.tiles_per_frame, enabled=show_progress) as progress:
+    with TileProgress(len(sources), setup.tiles_per_frame, enabled=show_progress, passes=True) as progress:
         enhanced = EnhancedFrames(setup, cache, progress)
         for t, out_path in pending:
             offsets = window_offsets(t, first, last, radius)
@@ -214,8 +214,8 @@ def render_temporal(opts: RenderOptions, cfg: TemporalRenderConfig = TemporalRen
             tic = time.perf_counter()
             frame = setup.read(t)
             working, _, excess = to_working(frame, setup.colours)
-            write_frame(out_path, finish_frame(frame, result, working, excess, setup.colours, opts.mix),
-                        setup.write_options)
+            write_frame(out_path, finish_frame(frame, result, working, excess, setup.colours, opts.mix,
+                                               opts.controls, opts.scale), setup.write_options)
             seconds["finish_write"] += time.perf_counter() - tic
     written = len(pending)
     summary = setup.summary(time.perf_counter() - started, written)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import sys
 
 from nightgrade.colorpipeline.errors import UsageError
 from nightgrade.models.training import TrainConfig, train
@@ -70,7 +72,13 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("--mode paper needs --low and --normal folders")
         cfg = TrainConfig(low_dir=args.low, normal_dir=args.normal, out_dir=args.out, region_input=not args.no_region,
                           perceptual_weights=args.perceptual_weights, **_given(args, TrainConfig, _PAPER_SKIP))
-        summary = train(cfg, resume=args.resume, show_progress=not (args.quiet or args.json))
+        # The bar rewrites one line with carriage returns: right on a terminal, garbage in a log. In a
+        # log the loss CSV is the progress record, so say where it is instead.
+        terminal = sys.stderr.isatty()
+        if not (terminal or args.quiet or args.json):
+            print(f"nightgrade: training {cfg.steps} steps; progress: {os.path.join(args.out, 'losses.csv')} "
+                  "(one row per step)", file=sys.stderr, flush=True)
+        summary = train(cfg, resume=args.resume, show_progress=terminal and not (args.quiet or args.json))
     else:
         if not args.clean:
             raise UsageError("--mode paired needs --clean FOLDER (well-exposed frames; see `nightgrade sample-data --full`)")

@@ -63,7 +63,8 @@ def test_mix_blends_linearly_in_working_space(tmp_path: Path, tiny_weights: str)
     outs = {}
     for mix in (0.0, 0.25, 1.0):
         render_sequence(RenderOptions(str(tmp_path / "a.####.exr"), str(tmp_path / f"m{mix}" / "a.####.exr"),
-                                      weights=tiny_weights, mix=mix, bit_depth="float"), show_progress=False)
+                                      weights=tiny_weights, mix=mix, bit_depth="float",
+                                          output_colorspace="srgb_rec709_scene"), show_progress=False)
         outs[mix] = read_image(tmp_path / f"m{mix}" / "a.0001.exr")[0]
     assert np.abs(outs[1.0] - outs[0.0]).max() > 0.05  # the random model does change the picture
     np.testing.assert_allclose(outs[0.25], 0.75 * outs[0.0] + 0.25 * outs[1.0], atol=1e-5)

@@ -74,6 +74,7 @@ def _write_sequence(folder: Path, frames: list[np.ndarray], first: int = 1) -> s
 
 
 def _render(src: str, out: Path, weights: str, temporal: TemporalRenderConfig | None, **options) -> dict:
+    options.setdefault("output_colorspace", WORKING["oiio:ColorSpace"])  # the working space out as it came in
     opts = RenderOptions(src, str(out / "o.####.exr"), weights=weights, bit_depth="float", **options)
     if temporal is None:
         return render_sequence(opts, show_progress=False)
@@ -182,7 +183,7 @@ def test_radius_zero_is_the_per_frame_path_and_flags_need_temporal(tmp_path: Pat
                                   np.stack(_outputs(tmp_path / "plain", range(1, 4))))
 
     assert main(["enhance", src, str(tmp_path / "x") + "/", "-w", tiny_weights, "--radius", "2"]) == 2
-    assert "--radius only apply to temporal renders" in capsys.readouterr().err
+    assert "--radius applies only to temporal renders" in capsys.readouterr().err
     code = main(["enhance", src, str(tmp_path / "cli" / "o.####.exr"), "-w", tiny_weights, "--temporal",
                  "--radius", "1", "--max-motion", "100", "--cache-mb", "8", "--json"])
     summary = json.loads(capsys.readouterr().out)
@@ -304,3 +305,14 @@ def test_ghosting_error_sees_uncompensated_averaging_and_not_noise() -> None:
     assert ghost_naive > 5 * ghosting_error([compensated[8:-8, 8:-8]], truth)
     assert ghosting_error([noisy[8:-8, 8:-8]], truth) < 0.25 * np.abs(noisy - clean[centre]).mean()
     assert ghost_naive > ghosting_error([noisy[8:-8, 8:-8]], truth)
+
+
+def test_progress_of_a_chunk_counts_generator_passes_not_frames(tmp_path: Path, tiny_weights: str, capsys) -> None:
+    """Issue 19 item 11: a temporal chunk of 2 frames with a handle each side made 4 passes; its
+    log lines say "pass i/4", never "(4/4)" as if 4 frames were written."""
+    src = _write_sequence(tmp_path / "in", [_texture(32, 40, seed=s) for s in range(5)])
+    assert main(["enhance", src, str(tmp_path / "o") + "/", "-w", tiny_weights, "--temporal", "--radius", "1",
+                 "--frames", "2-3"]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("frame ")]
+    assert [line.split(" (")[1].split(")")[0] for line in lines] == [f"pass {i}/4" for i in range(1, 5)]
+    assert sorted(int(line.split()[1]) for line in lines) == [1, 2, 3, 4]  # both handles and both frames
