@@ -18,6 +18,10 @@ from nightgrade.server.render import RenderOptions, render_sequence
 from tests.conftest import read_image, write_image
 
 
+
+def _no_exposure(self: Engine, frame: np.ndarray, exposure_stops: float = 0.0) -> np.ndarray:
+    return frame
+
 def _identity(self: Engine, batch: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(batch[:, :3])
 
@@ -37,6 +41,7 @@ def _textured(height: int, width: int, seed: int = 0) -> np.ndarray:
 
 def test_identity_generator_round_trips_hdr_exr(tmp_path: Path, tiny_weights: str, monkeypatch) -> None:
     monkeypatch.setattr(Engine, "run_batch", _identity)
+    monkeypatch.setattr(Engine, "prepare_frame", _no_exposure)  # the plumbing alone
     pixels = _textured(70, 150) * 4.0 - 0.02  # scene-linear: highlights to ~4, small negatives
     pixels[10:20, 30:40] = 50.0  # a point light far above 1.0
     write_image(tmp_path / "in.0001.exr", pixels, "float", ("R", "G", "B"))
@@ -74,6 +79,7 @@ def test_proxy_has_the_same_look_scaled(tmp_path: Path, tiny_weights: str, monke
     """A proxy render equals the full render downscaled; ignoring the scale (tile and region sizes
     in proxy pixels) visibly does not — the region input then covers twice the picture."""
     monkeypatch.setattr(Engine, "run_batch", _local_plus_region)
+    monkeypatch.setattr(Engine, "prepare_frame", _no_exposure)  # the plumbing alone
     pixels = _textured(192, 256, seed=3)
     write_image(tmp_path / "f.0001.exr", pixels, "float", ("R", "G", "B"))
     half = cv2.resize(pixels, (128, 96), interpolation=cv2.INTER_AREA)

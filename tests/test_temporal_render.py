@@ -27,6 +27,10 @@ WORKING = {"oiio:ColorSpace": "srgb_rec709_scene"}  # the tiny model's working s
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
+
+def _no_exposure(self: Engine, frame: np.ndarray, exposure_stops: float = 0.0) -> np.ndarray:
+    return frame
+
 def _identity(self: Engine, batch: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(batch[:, :3])
 
@@ -94,6 +98,7 @@ def _window(radius: int, cache_mb: int | None = None) -> TemporalRenderConfig:
 
 def test_each_source_frame_goes_through_the_generator_once(tmp_path: Path, tiny_weights: str, monkeypatch) -> None:
     monkeypatch.setattr(Engine, "run_batch", _identity)
+    monkeypatch.setattr(Engine, "prepare_frame", _no_exposure)  # the plumbing alone
     calls: list[int] = []
     original = Engine.enhance
 
@@ -197,6 +202,7 @@ def test_radius_zero_is_the_per_frame_path_and_flags_need_temporal(tmp_path: Pat
 
 def test_static_noisy_scene_flickers_less(tmp_path: Path, tiny_weights: str, monkeypatch) -> None:
     monkeypatch.setattr(Engine, "run_batch", _identity)
+    monkeypatch.setattr(Engine, "prepare_frame", _no_exposure)  # the plumbing alone
     clean = _texture(40, 56, seed=5)
     rng = np.random.default_rng(0)
     noisy = [np.clip(clean + rng.normal(0, 0.04, clean.shape), 0, 1).astype(np.float32) for _ in range(8)]
@@ -219,6 +225,7 @@ def test_pan_beyond_max_motion_is_not_averaged(tmp_path: Path, tiny_weights: str
     256 px limit: the output is the per-frame result. At 200 px (50 proxy px) it is averaged; a
     render that took the limit in proxy pixels would average both."""
     monkeypatch.setattr(Engine, "run_batch", _identity)
+    monkeypatch.setattr(Engine, "prepare_frame", _no_exposure)  # the plumbing alone
     step = pan_full_res // 4
     # The scene at proxy resolution, blown up 4x: the proxy of each source frame is a crop of it.
     scene = cv2.resize(_texture(48, 192 + 4 * step, seed=3), None, fx=4, fy=4, interpolation=cv2.INTER_NEAREST)
@@ -251,6 +258,7 @@ def test_occluding_object_does_not_ghost(tmp_path: Path, tiny_weights: str, monk
     """A textured square crosses a panning textured background: where one layer covers or uncovers
     the other within the window, the temporal result is not much worse than the per-frame one."""
     monkeypatch.setattr(Engine, "run_batch", _brighten)
+    monkeypatch.setattr(Engine, "prepare_frame", _no_exposure)  # the plumbing alone
     radius = 3
     clean, masks = _moving_scene(10, 48, 72, pan=(0.7, 0.3), square=16, square_speed=(3.0, 1.0))
     dark, truth_dark = _dark_pair(clean, seed=6)
@@ -276,6 +284,7 @@ def test_moving_sequence_flicker_halves_without_more_ghosting(tmp_path: Path, ti
     """Issue 5's goal on a moving sequence with ground truth: the flicker error falls by >= 50 %
     and the ghosting error (metrics.ghosting_error) rises by no more than 5 %."""
     monkeypatch.setattr(Engine, "run_batch", _brighten)
+    monkeypatch.setattr(Engine, "prepare_frame", _no_exposure)  # the plumbing alone
     clean, _ = _moving_scene(16, 48, 72, pan=(-1.3, 0.6), square=14, square_speed=(2.0, 1.0))
     dark, truth_dark = _dark_pair(clean, seed=8)
     truths = [np.sqrt(t) for t in truth_dark]
