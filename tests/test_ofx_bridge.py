@@ -150,6 +150,20 @@ def test_mix_colourspace_model_and_geometry_reach_the_daemon(ofx, tmp_path, fake
     np.testing.assert_allclose(read_output(out, src), enhance(src, np.float32(0.25)), atol=1e-6)
 
 
+@pytest.mark.parametrize("models", [("fake",), ("fake", "fake-alt", "fake-3")])
+def test_a_model_the_daemon_lacks_is_listed_last_and_chosen(ofx_asan, tmp_path, fake, models):
+    # Option lists of 2 and 4 entries are full vectors: appending the missing model reallocates them.
+    job = job_for(ofx_asan, tmp_path, fake(models=models).address)
+    job.set("modelName", "night-v9")
+    job.press("reconnect")
+    log = job.run(timeout=120)
+    assert log.completed(), log.stderr[-3000:]
+    assert "Sanitizer" not in log.stderr and "runtime error" not in log.stderr, log.stderr[-3000:]
+    assert not log.all("VIOLATION")
+    assert log.choices("model") == ["Default (fake)", *models, "night-v9 (not on this daemon)"]
+    assert log.values()["model"] == str(len(models) + 1)
+
+
 def test_mix_zero_is_an_identity(ofx, tmp_path, fake):
     job = job_for(ofx, tmp_path, fake().address)
     job.set("mix", 0)
