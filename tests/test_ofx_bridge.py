@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -223,11 +224,28 @@ def test_daemon_not_running_fails_fast_naming_nightgrade_serve(ofx, tmp_path):
     assert len(log.persistent()) == 1  # the same error is not posted again
 
 
-def test_invalid_address_says_how_to_write_one(ofx, tmp_path):
-    job = job_for(ofx, tmp_path, "tcp://no-port-here")
+@pytest.mark.parametrize("address,words", [
+    ("tcp://no-port-here", ("no :PORT",)), ("inproc://nightgrade", ("inproc:// cannot reach a daemon",)),
+    ("tcp://127.0.0.1:99999", ("port '99999' is not a port number",)), ("tcp://127.0.0.1:0", ("port '0'",)),
+    ("tcp://:5557", ("no host",)), ("127.0.0.1:5557", ("no tcp:// or ipc://",))])
+def test_invalid_address_says_what_is_wrong_and_how_to_write_one(ofx, tmp_path, address, words):
+    job = job_for(ofx, tmp_path, address, {"timeout": 30, "heartbeat": 20})
     job.source(1.0, 1, frame(7))
     job.render(1.0, 1, tiles=1)
-    assert_failed_with(job.run(), "not a valid daemon address", "tcp://HOST:PORT")
+    started = time.monotonic()
+    log = job.run()
+    assert time.monotonic() - started < 10  # said at once, not after the heartbeat
+    assert_failed_with(log, "not a valid daemon address", "tcp://HOST:PORT", *words)
+
+
+def test_render_scale_that_does_not_fit_the_image_is_refused_naming_both(ofx, tmp_path, fake):
+    daemon = fake()
+    job = job_for(ofx, tmp_path, daemon.address, quirks=("half_size_image",))
+    job.source(1.0, 1, frame(5, 48, 64))
+    job.source(0.5, 1, frame(6, 24, 32))
+    job.render(1.0, 1, tiles=2)
+    assert_failed_with(job.run(), "render scale 1", "32x24 source image for a 64x48 clip")
+    assert "RENDER" not in daemon.types()
 
 
 @pytest.mark.parametrize("mode,words", [

@@ -117,6 +117,22 @@ std::vector<std::vector<float>> fetch_needed(const Instance& inst, const Neighbo
   return buffers;
 }
 
+// A reported render scale must fit the image the host handed over (the whole clip, as the RoI
+// asks): a scale of 1 with a half-size image would make the daemon treat a proxy as full
+// resolution and size tiles and motion search wrongly, so it is refused with both sizes named.
+void check_scale_fits(double s, const OfxRectD& rod, double aspect, const HostImage& pixels) {
+  const double width = (rod.x2 - rod.x1) / aspect * s, height = (rod.y2 - rod.y1) * s;
+  const auto fits = [](int got, double expected) { return got >= std::floor(expected) - 1 && got <= std::ceil(expected) + 1; };
+  if (fits(pixels.width(), width) && fits(pixels.height(), height)) return;
+  char text[400];
+  std::snprintf(text, sizeof text,
+                "NightGrade: the host reported render scale %g but gave a %dx%d source image for a %gx%g clip "
+                "(%.0fx%.0f at that scale): its proxy setting and its images disagree; render again, or report it "
+                "to the host's vendor",
+                s, pixels.width(), pixels.height(), (rod.x2 - rod.x1) / aspect, rod.y2 - rod.y1, width, height);
+  throw BridgeError(Failure::HostImage, text);
+}
+
 // The render scale: the action's, else the image's. Some hosts (Resolve) omit both; then it is
 // inferred from the image bounds against the clip's canonical region of definition, since the
 // bounds are what the host really rendered.
@@ -124,14 +140,18 @@ double render_scale(const Instance& inst, OfxTime time, OfxPropertySetHandle in_
                     const HostImage& pixels) {
   double scale[2];
   double s = 0.0;
+  // Canonical coordinates are pixels times the pixel aspect ratio (anamorphic plates: 2).
+  double aspect = props::get_double(image, kOfxImagePropPixelAspectRatio, 0, 1.0);
+  if (!std::isfinite(aspect) || aspect <= 0.0) aspect = 1.0;
+  OfxRectD rod;
+  const bool have_rod = suites().effect->clipGetRegionOfDefinition(inst.source, time, &rod) == kOfxStatOK &&
+                        rod.x2 > rod.x1 && rod.y2 > rod.y1;
   if (props::get_doubles(in_args, kOfxImageEffectPropRenderScale, 2, scale) ||
       props::get_doubles(image, kOfxImageEffectPropRenderScale, 2, scale)) {
     s = scale[0];
-  } else {
-    OfxRectD rod;
-    if (suites().effect->clipGetRegionOfDefinition(inst.source, time, &rod) == kOfxStatOK && rod.x2 > rod.x1) {
-      s = pixels.width() / (rod.x2 - rod.x1);
-    }
+    if (have_rod && std::isfinite(s) && s > 0.0) check_scale_fits(s, rod, aspect, pixels);
+  } else if (have_rod) {
+    s = pixels.width() * aspect / (rod.x2 - rod.x1);
   }
   return std::isfinite(s) && s > 0.0 ? std::min(s, 1.0) : 1.0;
 }
@@ -265,6 +285,7 @@ void render_frame(Instance& inst, OfxPropertySetHandle in_args) {
                                               std::to_string(std::llround(time)) + ": connect an input clip");
   }
   const HostImage src = describe_image(source.get(), "source");
+  const double scale = render_scale(inst, time, in_args, source.get(), src);
 
   // The part of the render window the source covers, in the daemon's top-left buffer coordinates.
   const OfxRectI covered{std::max(render_window.x1, src.bounds.x1), std::max(render_window.y1, src.bounds.y1),
@@ -280,8 +301,7 @@ void render_frame(Instance& inst, OfxPropertySetHandle in_args) {
   const std::array<int, 4> window{covered.x1 - src.bounds.x1, src.bounds.y2 - covered.y2, covered.x2 - src.bounds.x1,
                                   src.bounds.y2 - covered.y1};
 
-  protocol::FrameRequest request =
-      make_request(inst, settings, src, time, render_scale(inst, time, in_args, source.get(), src), in_args);
+  protocol::FrameRequest request = make_request(inst, settings, src, time, scale, in_args);
   Digest digest;
   const std::vector<float> centre = to_top_down(src, &digest);
   request.digest = digest.finish();
