@@ -27,9 +27,11 @@ test: $(STAMP) build-deps
 build-deps:
 	scripts/install-build-deps.sh
 
-# NightGrade.ofx.bundle under build/ofx, and its installation where OpenFX hosts look.
-bundle: build-deps
-	packaging/ofx/make-bundle.sh
+# The portable NightGrade.ofx.bundle under build/ofx-portable (glibc 2.28, static libzmq/libsodium;
+# docs/ofx-hosts.md), and its installation where OpenFX hosts look. The first run fetches Debian's
+# libzmq/libsodium sources and builds them (about 5 minutes on 2 cores); later runs reuse that cache.
+bundle: $(STAMP) build-deps
+	PYTHON=$(abspath $(PY)) packaging/ofx/make-bundle.sh
 
 install-ofx: bundle
 	packaging/ofx/install.sh
