@@ -53,6 +53,7 @@ def test_describe_declares_contexts_depths_threading_and_never_connects(ofx, tmp
     assert props["OfxImageEffectPropSupportsTiles"] == "1"
     assert props["OfxImageEffectPropSupportsMultiResolution"] == "1"
     assert props["OfxImageEffectPropTemporalClipAccess"] == "1"
+    assert props["OfxImageEffectPropColourManagementStyle"] == "OfxImageEffectPropColourManagementOCIO"
     assert log.all("PLUGIN") == ["com.nightgrade.NightGrade 0.1 OfxImageEffectPluginAPI 1"]
     assert log.completed() and not log.all("VIOLATION")
     assert daemon.requests == []  # load, describe, create and edits leave the daemon alone
@@ -111,6 +112,7 @@ def test_two_tiles_at_full_and_half_scale_equal_the_daemons_pixels(ofx, tmp_path
     assert daemon.types().count("HELLO") == 1
     assert log.all("ROI")[0].split()[-1] == "0|0|64|48"  # the whole source, whatever the window
     assert "Frame 1 by nightgrade fake" in log.values()["status"]
+    assert "the host reports no colourspace, so Linear Rec.709" in log.values()["status"]
 
 
 @pytest.mark.parametrize("depth,layout,channels,context", [
@@ -163,6 +165,19 @@ def test_a_model_the_daemon_lacks_is_listed_last_and_chosen(ofx_asan, tmp_path, 
     assert not log.all("VIOLATION")
     assert log.choices("model") == ["Default (fake)", *models, "night-v9 (not on this daemon)"]
     assert log.values()["model"] == str(len(models) + 1)
+
+
+@pytest.mark.parametrize("host_says,sent", [("ofx_scene_linear", "scene_linear"), ("ACEScg", "ACEScg"),
+                                             ("OfxColourspace_Output", None)])
+def test_the_hosts_clip_colourspace_reaches_the_daemon_as_an_ocio_name(ofx, tmp_path, fake, host_says, sent):
+    daemon = fake()
+    job = job_for(ofx, tmp_path, daemon.address, clip_colourspace=host_says)
+    job.source(1.0, 1, frame(4))
+    job.render(1.0, 1, tiles=1)
+    log = job.run()
+    assert log.render_statuses() == [0]
+    assert daemon.requests[-1].get("colorspace") == sent
+    assert ("input colourspace " + sent if sent else "the host reports no colourspace") in log.values()["status"]
 
 
 def test_mix_zero_is_an_identity(ofx, tmp_path, fake):

@@ -179,10 +179,13 @@ void check_result(const protocol::Result& r, const Reply& reply, const std::arra
 }
 
 std::string describe_success(const protocol::Welcome& w, const std::string& address, int64_t frame,
-                             const protocol::Result& r, const Neighbourhood& hood, bool temporal) {
+                             const protocol::Result& r, const Neighbourhood& hood, bool temporal,
+                             const std::string& colourspace) {
   char timing[96];
   std::snprintf(timing, sizeof timing, "%lld generator pass(es), %.2f s", static_cast<long long>(r.generator_passes), r.seconds);
   std::string text = "Frame " + std::to_string(frame) + " by " + w.server + " on " + w.device + " at " + address + ": " + timing;
+  text += colourspace.empty() ? "; the host reports no colourspace, so Linear Rec.709 (as nightgrade enhance reads EXR)"
+                              : "; input colourspace " + colourspace;
   if (temporal) {
     char averaged[48];
     std::snprintf(averaged, sizeof averaged, ", %.2f frames averaged", r.frames_averaged);
@@ -197,6 +200,19 @@ std::string describe_success(const protocol::Welcome& w, const std::string& addr
   return text;
 }
 
+// The source clip's colourspace as an OCIO name, "" when the host reports none (no OpenFX 1.5
+// colour management): the daemon then applies the CLI's default for float frames.
+std::string host_colourspace(const Instance& inst) {
+  OfxPropertySetHandle clip_props = nullptr;
+  if (suites().effect->clipGetPropertySet(inst.source, &clip_props) != kOfxStatOK) return "";
+  std::string name = props::get_string(clip_props, kOfxImageClipPropColourspace, 0, "");
+  // "OfxColourspace_<clip>" points at another clip's colourspace: this node has no other input.
+  if (name.rfind("OfxColourspace_", 0) == 0) return "";
+  // Native-style roles (ofx_scene_linear, ofx_compositing_log, ...) are OCIO roles with a prefix.
+  if (name.rfind("ofx_", 0) == 0) name.erase(0, 4);
+  return name;
+}
+
 // The request for the whole source frame at its render scale (docs/protocol.md, RENDER).
 protocol::FrameRequest make_request(const Instance& inst, const Settings& settings, const HostImage& src, OfxTime time,
                                     double scale, OfxPropertySetHandle in_args) {
@@ -209,13 +225,7 @@ protocol::FrameRequest make_request(const Instance& inst, const Settings& settin
   request.scale = scale;
   request.channels = src.channels;
   request.row_bytes = static_cast<int64_t>(src.width()) * src.channels * 4;
-  request.colorspace = settings.colorspace;
-  if (request.colorspace.empty()) {
-    OfxPropertySetHandle clip_props = nullptr;
-    if (suites().effect->clipGetPropertySet(inst.source, &clip_props) == kOfxStatOK) {
-      request.colorspace = props::get_string(clip_props, kOfxImageClipPropColourspace, 0, "");
-    }
-  }
+  request.colorspace = settings.colorspace.empty() ? host_colourspace(inst) : settings.colorspace;
   request.mix = settings.mix;
   request.temporal = settings.temporal && settings.radius > 0;
   request.radius = settings.radius;
@@ -338,7 +348,8 @@ void render_frame(Instance& inst, OfxPropertySetHandle in_args) {
   write_top_down(out, covered.x1, covered.y2 - 1, covered.x2 - covered.x1, covered.y2 - covered.y1,
                  reinterpret_cast<const float*>(reply.buffers[0].data()), src.channels,
                  static_cast<size_t>(result.row_bytes));
-  report_success(inst, describe_success(welcome, settings.address, request.frame, result, hood, request.temporal));
+  report_success(inst, describe_success(welcome, settings.address, request.frame, result, hood, request.temporal,
+                                        request.colorspace));
 }
 
 }  // namespace nightgrade::ofx
