@@ -33,6 +33,7 @@ build-deps:
 bundle: $(STAMP) build-deps
 	PYTHON=$(abspath $(PY)) packaging/ofx/make-bundle.sh
 
+# Into the first folder of $$OFX_PLUGIN_PATH, else /usr/OFX/Plugins as root, else the per-user folder.
 install-ofx: bundle
 	packaging/ofx/install.sh
 
