@@ -39,7 +39,7 @@ install-ofx: bundle
 
 # Benchmarks are not part of CI; each replaces its own section of docs/benchmarks.md.
 # On a 2-core CPU the whole set takes about an hour; run one with e.g. `.venv/bin/python bench/daemon.py --write-docs`.
-bench: $(STAMP)
+bench: $(STAMP) build-deps
 	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) bench/tiles.py
 	$(PY) bench/motion.py
@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(PY) bench/batching.py --write-docs
 	$(PY) bench/daemon.py --write-docs
 	$(PY) bench/farm.py --write-docs
+	$(PY) bench/ofx_proxy.py --write-docs
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache out
