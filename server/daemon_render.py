@@ -41,7 +41,6 @@ from nightgrade.server.frame_cache import FrameCache, content_key
 from nightgrade.server.render import ColourPlan, finish_rgb, tile_geometry, working_rgb
 
 
-
 @dataclass(frozen=True, eq=False)
 class PictureContext:
     """Everything about a request's frames, besides their pixels, that decides the generator's output."""

@@ -94,7 +94,6 @@ typedef struct OfxImageMemoryStruct *OfxImageMemoryHandle;
 #define kOfxImageEffectPropColourManagementStyle "OfxImageEffectPropColourManagementStyle"
 #define kOfxImageEffectPropColourManagementNone "OfxImageEffectPropColourManagementNone"
 #define kOfxImageEffectPropColourManagementOCIO "OfxImageEffectPropColourManagementOCIO"
-#define kOfxImageEffectPropOCIOConfig "OfxImageEffectPropOCIOConfig"
 #define kOfxImageClipPropColourspace "OfxImageClipPropColourspace"
 #define kOfxImageEffectPropPixelDepth "OfxImageEffectPropPixelDepth"
 #define kOfxImageEffectPropComponents "OfxImageEffectPropComponents"
