@@ -38,16 +38,19 @@ test: $(STAMP) build-deps
 build-deps:
 	scripts/install-build-deps.sh
 
-# NightGrade.ofx.bundle under build/ofx, and its installation where OpenFX hosts look.
-bundle: build-deps
-	packaging/ofx/make-bundle.sh
+# The portable NightGrade.ofx.bundle under build/ofx-portable (glibc 2.28, static libzmq/libsodium;
+# docs/ofx-hosts.md), and its installation where OpenFX hosts look. The first run fetches Debian's
+# libzmq/libsodium sources and builds them (about 5 minutes on 2 cores); later runs reuse that cache.
+bundle: $(STAMP) build-deps
+	PYTHON=$(abspath $(PY)) packaging/ofx/make-bundle.sh
 
+# Into the first folder of $$OFX_PLUGIN_PATH, else /usr/OFX/Plugins as root, else the per-user folder.
 install-ofx: bundle
 	packaging/ofx/install.sh
 
 # Benchmarks are not part of CI; each replaces its own section of docs/benchmarks.md.
 # On a 2-core CPU the whole set takes about an hour; run one with e.g. `.venv/bin/python bench/daemon.py --write-docs`.
-bench: $(STAMP)
+bench: $(STAMP) build-deps
 	scripts/setup-venv.sh $(PYTHON) $(VENV) bench
 	$(PY) bench/tiles.py
 	$(PY) bench/motion.py
@@ -55,6 +58,7 @@ bench: $(STAMP)
 	$(PY) bench/batching.py --write-docs
 	$(PY) bench/daemon.py --write-docs
 	$(PY) bench/farm.py --write-docs
+	$(PY) bench/ofx_proxy.py --write-docs
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache out

@@ -246,6 +246,13 @@ def output_colorspace(config: ColorConfig, source: str, file_format: str, *, is_
                     f"{'linear' if linear else 'encoded'}")
 
 
+def unlabelled_float_default(config: ColorConfig) -> str:
+    """The colourspace of float frames that name none: Linear Rec.709, the EXR default above. One
+    rule for a file, a daemon request without ``colorspace`` and an OpenFX host without colour
+    management, so the same plate looks the same in the host and on the farm."""
+    return _required(config, LINEAR_REC709, "float frames that name no colourspace (the EXR default)")
+
+
 def _by_primaries(chromaticities: Sequence[float], source: str) -> tuple[str, ...]:
     xy = np.asarray(chromaticities, dtype=np.float64).ravel()
     for primaries, names in _LINEAR_BY_PRIMARIES:

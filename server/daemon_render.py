@@ -41,8 +41,6 @@ from nightgrade.server.daemon_models import LoadedModel, ModelSet
 from nightgrade.server.frame_cache import FrameCache, content_key
 from nightgrade.server.render import ColourPlan, finish_rgb, tile_geometry, working_rgb
 
-_SCENE_LINEAR = "scene_linear"  # the OCIO role a request without a colourspace is in
-
 
 @dataclass(frozen=True, eq=False)
 class PictureContext:
@@ -67,8 +65,10 @@ def picture_context(req: proto.Render | proto.Have, models: ModelSet, config: co
     except ModelError as err:
         raise proto.ProtocolError(proto.UNKNOWN_MODEL, str(err), req.id, models=models.names()) from None
     try:
-        source = color.canonical_name(config, req.colorspace or _SCENE_LINEAR, origin="the request's colorspace",
-                                      fix="send a colourspace of the daemon's OCIO config")
+        # Frames without a colourspace follow the CLI's rule for float files (Linear Rec.709).
+        source = color.canonical_name(config, req.colorspace, origin="the request's colorspace",
+                                      fix="send a colourspace of the daemon's OCIO config") \
+            if req.colorspace else color.unlabelled_float_default(config)
         output = color.canonical_name(config, req.output_colorspace, origin="the request's output_colorspace",
                                       fix="send a colourspace of the daemon's OCIO config") \
             if req.output_colorspace else color.output_colorspace(config, source, color.BUFFER, is_float=True)[0]

@@ -189,7 +189,8 @@ class Have:
 @dataclass(frozen=True)
 class Render:
     """RENDER; ``buffers`` = centre then the attached neighbours in ``attached`` order.
-    ``colorspace`` None: the config's scene_linear role; ``output_colorspace`` defaults to it."""
+    ``colorspace`` None: Linear Rec.709, the CLI's default for float frames
+    (``color.unlabelled_float_default``); ``output_colorspace`` defaults to it."""
 
     id: str
     version: int

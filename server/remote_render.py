@@ -76,7 +76,7 @@ def render_remote(opts: RenderOptions, server: ServerOptions, window: TemporalCo
             offsets = window_offsets(t, first, last, window.radius) if window else ()
             for n in (t, *(t + k for k in offsets)):
                 if n not in sources:
-                    frames[n] = plan.read(n)
+                    frames[n] = plan.read(n, config, source)
                     sources[n] = WirePixels.from_array(frames[n].rgb)
             request = RenderRequest(clip=plan.spec.display_pattern, frame=t, scale=opts.scale, model=server.model,
                                     colorspace=source, output_colorspace=output, params=params)

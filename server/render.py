@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import numpy as np
 import OpenImageIO as oiio
 
@@ -207,10 +208,20 @@ def _make_output_folder(path: str) -> None:
         raise OutputError(f"cannot create output folder {folder}: {err.strerror}; check the path and permissions")
 
 
-def _proxy(frame: Frame, scale: float) -> Frame:
+def _proxy(frame: Frame, scale: float, config: color.ColorConfig, input_space: str) -> Frame:
+    """The frame at ``scale``, its RGB area-averaged in linear light, as a host makes its proxies and as
+    the final is downscaled: averaging display-encoded values (PNG, DPX, sRGB EXR) darkens bright detail
+    next to dark, about 1% of the light at 0.5 and 2% at 0.25 on the sample clip."""
     if scale == 1.0:
         return frame
-    return frame.resized(max(1, round(frame.width * scale)), max(1, round(frame.height * scale)))
+    width, height = max(1, round(frame.width * scale)), max(1, round(frame.height * scale))
+    small = frame.resized(width, height)  # alpha and other channels: plain area average
+    linear = color.unlabelled_float_default(config)
+    if input_space == linear:
+        return small
+    rgb = cv2.resize(color.convert(frame.rgb, input_space, linear, config), (width, height),
+                     interpolation=cv2.INTER_AREA).reshape(height, width, 3)
+    return small.with_rgb(color.convert(rgb, linear, input_space, config))
 
 
 @dataclass(frozen=True, eq=False)
@@ -234,10 +245,11 @@ class SequencePlan:
         """(frame, output path) of every requested frame still to write, in order."""
         return tuple((f, path) for f, path in zip(self.output_frames, self.outputs) if f not in self.done)
 
-    def read(self, frame_number: int) -> Frame:
-        """One input frame, checked against the sequence and resized for proxies."""
+    def read(self, frame_number: int, config: color.ColorConfig, input_space: str) -> Frame:
+        """One input frame, checked against the sequence and resized for proxies (in linear light, from
+        ``input_space`` of ``config``)."""
         return _proxy(read_frame(self.spec.path_for(frame_number), frame=frame_number, expect=self.info),
-                      self.opts.scale)
+                      self.opts.scale, config, input_space)
 
     def summary(self, seconds: float, frames_written: int) -> dict[str, Any]:
         """The JSON-able summary of what a render of this plan did with the files."""
@@ -260,6 +272,10 @@ class RenderSetup(SequencePlan):
     colours: ColourPlan
     tiles: TileConfig
     tiles_per_frame: int
+
+    def read(self, frame_number: int, config: color.ColorConfig | None = None, input_space: str | None = None) -> Frame:
+        """``SequencePlan.read`` in this render's input colourspace."""
+        return super().read(frame_number, config or self.colours.config, input_space or self.colours.input)
 
     def summary(self, seconds: float, frames_written: int) -> dict[str, Any]:
         engine, tiles, colours = self.engine, self.tiles, self.colours

@@ -148,13 +148,14 @@ def labelled_frame(label: int, height: int = 64, width: int = 96) -> np.ndarray:
 
 
 class Reference:
-    """The in-process pixel path (server/render.py) for RGB(A) frames in the config's scene_linear
-    role, mix 1, the checkpoint's tiles: what a daemon RESULT of the whole frame must hold."""
+    """The in-process pixel path (server/render.py) for RGB(A) frames in Linear Rec.709 (what a
+    request without colourspace is in), mix 1, the checkpoint's tiles: what a daemon RESULT of the
+    whole frame must hold."""
 
     def __init__(self, weights: str) -> None:
         self.engine = Engine.from_checkpoint(weights, EngineConfig(device="cpu"))
         config = color.ColorConfig(None)
-        source = color.canonical_name(config, "scene_linear")
+        source = color.canonical_name(config, "Linear Rec.709 (sRGB)")
         self.plan = ColourPlan(config, source, color.canonical_name(config, self.engine.meta.colorspace), source)
 
     def render(self, pixels: np.ndarray) -> np.ndarray:

@@ -101,6 +101,38 @@ def test_proxy_has_the_same_look_scaled(tmp_path: Path, tiny_weights: str, monke
     assert err_proxy < 0.5 * err_naive
 
 
+@pytest.mark.parametrize("server", [False, True])
+def test_proxies_average_linear_light_not_encoded_values(tmp_path: Path, tiny_weights: str, server: bool) -> None:
+    """A 0/1 checkerboard in sRGB encoding: its half-scale proxy is 50% linear light (0.7354 encoded),
+    as a host's proxy and the downscaled final are; averaging the encoded values gave 0.5 encoded
+    (21% light), a proxy far darker than the final. Mix 0 shows the proxy input itself, through the
+    real generator run, locally and through the daemon (enhance --server). The float EXR output
+    holds linear values (the output colourspace rule), so 50% light reads 0.5 there."""
+    from daemon_fixtures import free_port, start_serve, stop_process, wait_ready
+
+    board = np.indices((32, 48)).sum(axis=0) % 2
+    pixels = np.repeat(board[..., None], 3, axis=2).astype(np.float32)
+    write_image(tmp_path / "c.0001.exr", pixels, "float", ("R", "G", "B"), {"oiio:ColorSpace": "srgb_rec709_scene"})
+    opts = RenderOptions(str(tmp_path / "c.####.exr"), str(tmp_path / "out") + "/", weights=tiny_weights, mix=0.0,
+                         scale=0.5, bit_depth="float")
+    if server:
+        from nightgrade.server.cli import main as cli_main
+
+        endpoint = f"tcp://127.0.0.1:{free_port()}"
+        process = start_serve(endpoint, tiny_weights, tmp_path / "serve.log")
+        try:
+            wait_ready(endpoint, process, tmp_path / "serve.log")
+            assert cli_main(["enhance", opts.input, opts.output, "--mix", "0", "--scale",
+                             "0.5", "--bit-depth", "float", "--quiet", "--server", endpoint]) == 0
+        finally:
+            stop_process(process)
+    else:
+        render_sequence(opts, show_progress=False)
+    out = read_image(tmp_path / "out" / "c.0001.exr")[0]
+    assert out.shape == (16, 24, 3)
+    np.testing.assert_allclose(out, 0.5, atol=2e-3)
+
+
 def test_alpha_extras_and_metadata_survive(tmp_path: Path, tiny_weights: str) -> None:
     rng = np.random.default_rng(1)
     pixels = rng.random((33, 47, 5), dtype=np.float32)
