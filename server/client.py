@@ -23,11 +23,13 @@ import zmq
 
 from nightgrade.colorpipeline.errors import InputError, UsageError
 from nightgrade.server import protocol as P
-from nightgrade.server.curve import CurveClientConfig, configure_client
+from nightgrade.server.curve import CurveClientConfig, check_endpoint, client_keys
 # The error classes live in daemon_errors; they are importable from here, where they are raised.
 from nightgrade.server.daemon_errors import (DaemonColorError, DaemonError, DaemonInputError,  # noqa: F401
                                             DaemonModelError, DaemonServiceError, DaemonUnavailable,
                                             DaemonUsageError, daemon_error)
+
+_MAX_WAIT_S = 7 * 24 * 3600.0  # a week: beyond any render, and finite (inf overflowed the poll timeout)
 
 
 def _version() -> str:
@@ -116,8 +118,8 @@ class Client:
     def __init__(self, endpoint: str = P.DEFAULT_ENDPOINT, *, timeout_s: float = 10.0, retries: int = 2,
                  curve: CurveClientConfig | None = None, name: str | None = None,
                  render_timeout_s: float = 3600.0, context: zmq.Context | None = None) -> None:
-        if not timeout_s > 0 or not render_timeout_s > 0 or retries < 0:
-            raise UsageError(f"client timeouts must be > 0 and retries >= 0, got timeout {timeout_s}, "
+        if not 0 < timeout_s <= _MAX_WAIT_S or not 0 < render_timeout_s <= _MAX_WAIT_S or retries < 0:
+            raise UsageError(f"client timeouts must be in (0, {_MAX_WAIT_S}] s and retries >= 0, got timeout {timeout_s}, "
                              f"render timeout {render_timeout_s}, retries {retries}")
         self.endpoint, self.timeout_s, self.retries, self.curve = endpoint, timeout_s, retries, curve
         self.render_timeout_s = render_timeout_s
@@ -331,11 +333,23 @@ class Client:
 
     def _sock(self) -> zmq.Socket:
         if self._socket is None:
+            # keys are read before the socket exists: an error with a socket open would make
+            # close() hang in the context's termination
+            check_endpoint(self.endpoint)  # ZeroMQ accepts tcp://host:99999 and then waits forever
+            keys = client_keys(self.curve) if self.curve is not None else None
             socket = self._context.socket(zmq.DEALER)
             socket.linger = 0
-            if self.curve is not None:
-                configure_client(socket, self.curve)
-            socket.connect(self.endpoint)
+            try:
+                if keys is not None:
+                    socket.curve_serverkey, socket.curve_publickey, socket.curve_secretkey = keys
+                socket.connect(self.endpoint)
+            except zmq.ZMQError as err:
+                socket.close(linger=0)
+                raise UsageError(f"cannot connect to {self.endpoint!r}: {err.strerror}; use tcp://HOST:PORT "
+                                 "or ipc://PATH") from None
+            except BaseException:
+                socket.close(linger=0)
+                raise
             self._socket = socket
         return self._socket
 

@@ -35,7 +35,7 @@ from nightgrade.colorpipeline.temporal_window import PairFlows
 from nightgrade.colorpipeline.tile_batches import BatchInfo, run_tiled_many
 from nightgrade.models.engine import EngineConfig
 from nightgrade.server import protocol as proto
-from nightgrade.server.curve import CurveServerConfig, check_bind, configure_server
+from nightgrade.server.curve import CurveServerConfig, bind, check_bind, check_server, configure_server
 from nightgrade.server.daemon_models import ModelSet
 from nightgrade.server.daemon_render import RenderWork, finish, needed, picture_context, prepare
 from nightgrade.server.frame_cache import FrameCache
@@ -102,6 +102,8 @@ class Daemon:
 
     def __init__(self, cfg: DaemonConfig) -> None:
         check_bind(cfg.bind, cfg.curve, cfg.insecure)
+        if cfg.curve is not None:
+            check_server(cfg.curve)  # bad keys fail now, before models load or a socket exists
         self.cfg = cfg
         self.colours = color.ColorConfig(cfg.ocio_config)
         color.load_config(cfg.ocio_config)  # a bad config fails now, not on the first request
@@ -122,17 +124,19 @@ class Daemon:
 
     def serve(self, ready: threading.Event | None = None) -> None:
         """Bind, start the worker, answer until :meth:`stop`; then close everything."""
+        # every socket is closed in the finally below, whatever fails: an open one would hang close()
         router = self._context.socket(zmq.ROUTER)
-        router.setsockopt(zmq.LINGER, 0)
-        router.setsockopt(zmq.ROUTER_MANDATORY, 0)  # replies to vanished clients are dropped
-        router.setsockopt(zmq.MAXMSGSIZE, self.cfg.limits.max_frame_bytes)
-        authenticator = configure_server(self._context, router, self.cfg.curve) if self.cfg.curve else None
-        results = self._context.socket(zmq.PULL)
+        results = authenticator = None
         address = _RESULTS.format(id(self))
-        results.bind(address)
         worker = threading.Thread(target=self._work, args=(address,), name="nightgrade-worker", daemon=True)
         try:
-            router.bind(self.cfg.bind)
+            router.setsockopt(zmq.LINGER, 0)
+            router.setsockopt(zmq.ROUTER_MANDATORY, 0)  # replies to vanished clients are dropped
+            router.setsockopt(zmq.MAXMSGSIZE, self.cfg.limits.max_frame_bytes)
+            authenticator = configure_server(self._context, router, self.cfg.curve) if self.cfg.curve else None
+            results = self._context.socket(zmq.PULL)
+            results.bind(address)
+            bind(router, self.cfg.bind)
             self.endpoint = router.getsockopt_string(zmq.LAST_ENDPOINT)
             worker.start()
             log.info("event=listening endpoint=%s device=%s models=%s", self.endpoint, self.models.device,
@@ -156,7 +160,8 @@ class Daemon:
                     job.request_id, proto.BUSY, "the daemon is stopping; retry when it is back", retry_after_ms=5000))
             if worker.is_alive():
                 worker.join(timeout=30)
-            results.close(linger=0)
+            if results is not None:
+                results.close(linger=0)
             router.close(linger=0)
             if authenticator is not None:
                 authenticator.stop()

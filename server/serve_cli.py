@@ -51,12 +51,23 @@ def add_client_arguments(p: argparse.ArgumentParser, default_server: str | None 
     g = p.add_argument_group("render daemon")
     g.add_argument("--server", default=default_server,
                    help=f"daemon endpoint, e.g. {DEFAULT_ENDPOINT}" + (" (default)" if default_server else ""))
-    g.add_argument("--timeout", type=float, default=10.0,
+    g.add_argument("--timeout", type=_seconds, default=10.0,
                    help="seconds to wait for any reply before retrying (default 10; a rendering daemon "
                         "answers pings, so long frames are fine)")
     g.add_argument("--retries", type=int, default=2, help="resends after a silent timeout (default 2)")
     g.add_argument("--curve-server-key", type=Path, help="the daemon's public key (.key) for Curve")
     g.add_argument("--curve-client-key", type=Path, help="this client's key pair (.key_secret) for Curve")
+
+
+def _seconds(text: str) -> float:
+    """argparse type: a finite number of seconds above 0 (``inf`` once overflowed the poll timeout)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 86400:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds in (0, 86400]")
+    return value
 
 
 def curve_client(args: argparse.Namespace):
