@@ -26,6 +26,7 @@ import numpy as np
 import OpenImageIO as oiio
 
 from nightgrade.colorpipeline import color
+from nightgrade.colorpipeline.atomic import remove_stale_temps
 from nightgrade.colorpipeline.errors import OutputError, UsageError
 from nightgrade.colorpipeline.frame import Frame
 from nightgrade.colorpipeline.imageio import (SequenceInfo, WriteOptions, check_output, probe_sequence,
@@ -172,6 +173,7 @@ def _make_output_folder(path: str) -> None:
         os.makedirs(folder, exist_ok=True)
     except OSError as err:
         raise OutputError(f"cannot create output folder {folder}: {err.strerror}; check the path and permissions")
+    remove_stale_temps(folder)  # temp files of a render killed mid-write (SIGKILL skips its cleanup)
 
 
 def _proxy(frame: Frame, scale: float) -> Frame:
