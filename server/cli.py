@@ -51,6 +51,8 @@ def _add_enhance(sub: argparse._SubParsersAction) -> None:
                                        "(default: the input's where the format allows it, else the format's)")
     p.add_argument("--compression", help="EXR/TIFF compression, e.g. zip, piz, dwaa, none")
     p.add_argument("--compile", action="store_true", help="torch.compile the generator (slow start, faster frames)")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse input frames holding NaN or Inf values (default: replace NaN by 0, clamp Inf, warn)")
     p.add_argument("--overwrite", action="store_true",
                    help="render every frame; by default output frames that exist and are complete (size, "
                         "channels, readable) are kept, so a stopped render resumes")
@@ -112,6 +114,7 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
         ocio_config=args.ocio_config, scale=args.scale, tile=args.tile, region=args.region,
         stride=args.stride, batch=args.batch, device=args.device, mix=args.mix,
         bit_depth=args.bit_depth, compression=args.compression, compile=args.compile, overwrite=args.overwrite,
+        strict=args.strict,
     )
     show_progress = not (args.quiet or args.json)
     farm = [flag for name, flag in _FARM_FLAGS.items() if getattr(args, name) is not None]
@@ -130,6 +133,7 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
     else:
         _refuse_temporal_flags(args)
         summary = render_sequence(opts, show_progress=show_progress)
+    _warn_nonfinite(summary.get("nonfinite"))
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -141,6 +145,17 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
         print(f"wrote {summary['frames_written']} frame(s) to {summary['output']}{skipped}{where} "
               f"({summary['seconds']:.1f} s, {summary['frames_per_second']:.3f} frames/s{temporal})")
     return 0
+
+
+def _warn_nonfinite(found: dict | None) -> None:
+    """One warning line when input frames held NaN/Inf (the --json summary has the same counts)."""
+    if not found or not found["frames"]:
+        return
+    frames = found["frames"]
+    shown = ", ".join(map(str, frames[:8])) + (", ..." if len(frames) > 8 else "")
+    print(f"nightgrade: warning: {len(frames)} input frame(s) held non-finite values ({found['nan']} NaN, "
+          f"{found['inf']} Inf; frame(s) {shown}): NaN replaced by 0, Inf clamped to +-65504; "
+          "--strict refuses such frames", file=sys.stderr)
 
 
 _FARM_FLAGS = {"chunk_size": "--chunk-size", "ray_workers": "--ray-workers"}

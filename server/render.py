@@ -28,6 +28,7 @@ import OpenImageIO as oiio
 from nightgrade.colorpipeline import color
 from nightgrade.colorpipeline.atomic import remove_stale_temps
 from nightgrade.colorpipeline.errors import OutputError, UsageError
+from nightgrade.colorpipeline.finite import NonFinite, finite_output, replace_nonfinite
 from nightgrade.colorpipeline.frame import Frame
 from nightgrade.colorpipeline.imageio import (SequenceInfo, WriteOptions, check_output, probe_sequence,
                                               read_frame, read_header, write_frame)
@@ -61,6 +62,7 @@ class RenderOptions:
     compression: str | None = None
     compile: bool = False
     overwrite: bool = False
+    strict: bool = False  # refuse frames with NaN/Inf values instead of replacing them (colorpipeline.finite)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.scale <= 1.0:
@@ -156,7 +158,7 @@ def finish_rgb(enhanced: np.ndarray, working: np.ndarray, excess: np.ndarray, co
     out = color.restore_highlights(enhanced, excess)
     if mix != 1.0:
         out = mix * out + (1.0 - mix) * working
-    return color.convert(out, colours.working, colours.output, colours.config)
+    return finite_output(color.convert(out, colours.working, colours.output, colours.config))
 
 
 def enhance_frame(frame: Frame, engine: Engine, colours: ColourPlan, tiles: TileConfig, mix: float,
@@ -197,6 +199,7 @@ class SequencePlan:
     width: int
     height: int
     done: frozenset[int]
+    nonfinite: dict[int, NonFinite]  # frames read so far that held NaN/Inf, what was replaced
 
     @property
     def pending(self) -> tuple[tuple[int, str], ...]:
@@ -204,9 +207,15 @@ class SequencePlan:
         return tuple((f, path) for f, path in zip(self.output_frames, self.outputs) if f not in self.done)
 
     def read(self, frame_number: int) -> Frame:
-        """One input frame, checked against the sequence and resized for proxies."""
-        return _proxy(read_frame(self.spec.path_for(frame_number), frame=frame_number, expect=self.info),
-                      self.opts.scale)
+        """One input frame, checked against the sequence, its NaN/Inf values replaced (and counted in
+        ``nonfinite``; NonFiniteError in strict mode) and resized for proxies."""
+        path = self.spec.path_for(frame_number)
+        frame = read_frame(path, frame=frame_number, expect=self.info)
+        pixels, found = replace_nonfinite(frame.pixels, f"frame {frame_number} ({path})", self.opts.strict)
+        if found.total:
+            self.nonfinite[frame_number] = found
+            frame = dataclasses.replace(frame, pixels=pixels)
+        return _proxy(frame, self.opts.scale)
 
     def summary(self, seconds: float, frames_written: int) -> dict[str, Any]:
         """The JSON-able summary of what a render of this plan did with the files."""
@@ -216,6 +225,7 @@ class SequencePlan:
             "frames_written": frames_written, "frames_skipped": len(self.done), "seconds": round(seconds, 3),
             "frames_per_second": round(frames_written / seconds, 4) if seconds > 0 else 0.0,
             "width": self.width, "height": self.height, "scale": self.opts.scale,
+            "nonfinite": _nonfinite_summary(self.nonfinite),
         }
 
 
@@ -258,7 +268,12 @@ def plan_sequence(opts: RenderOptions, frames: str | None = None) -> SequencePla
     height, width = max(1, round(info.height * opts.scale)), max(1, round(info.width * opts.scale))
     done = frozenset() if opts.overwrite else completed_frames(
         requested.frames, outputs, expected_output(outputs[0], read_header(info.reference), opts.scale))
-    return SequencePlan(opts, spec, info, requested.frames, outputs, write_options, width, height, done)
+    return SequencePlan(opts, spec, info, requested.frames, outputs, write_options, width, height, done, {})
+
+
+def _nonfinite_summary(found: dict[int, NonFinite]) -> dict[str, Any]:
+    total = sum(found.values(), NonFinite())
+    return {"frames": sorted(found), "nan": total.nan, "inf": total.inf}
 
 
 def load_engine(opts: RenderOptions) -> Engine:
