@@ -27,6 +27,7 @@ _TOKEN = re.compile(r"%0?\d*d|#+|@+")
 _NUMBERED = re.compile(r"^(?P<prefix>.*?)(?P<digits>\d+)$")
 _RANGE = re.compile(r"^\s*(?P<first>\d+)\s*(?:-\s*(?P<last>\d+)\s*)?$")
 _MAX_LISTED = 8
+MAX_FRAMES = 1_000_000  # 11.5 hours at 24 fps; a longer range is a typo that cost seconds and GBs before failing
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,9 @@ def resolve_input(path: str, frames: str | None = None) -> SequenceSpec:
     and processing around it would hand back an incomplete shot without a word.
     """
     frame_range = parse_frame_range(frames)
+    if frame_range is not None and frame_range[1] - frame_range[0] >= MAX_FRAMES:
+        raise UsageError(f"frame range {frames!r} spans {frame_range[1] - frame_range[0] + 1} frames; one render "
+                         f"takes at most {MAX_FRAMES}: split it into several ranges")
     if has_frame_token(path):
         return _resolve_pattern(_to_printf(path), path, frame_range)
     if os.path.isdir(path):
@@ -112,7 +116,26 @@ def output_path_for(output: str, input_spec: SequenceSpec, frame: int) -> str:
         target = output
     if os.path.realpath(target) == os.path.realpath(source):
         raise OutputError(f"output {target} is the input file of frame {frame}; write to another folder or name")
+    other = input_frame_at(input_spec, target)
+    if other is not None:  # e.g. input a#.exr, output a1#.exr: frame 1 would land on input frame 11
+        raise OutputError(f"output {target} of frame {frame} would be frame {other} of the input "
+                          f"{input_spec.display_pattern}; write to another folder or name")
     return target
+
+
+def input_frame_at(spec: SequenceSpec, path: str) -> int | None:
+    """The frame of the input sequence ``spec`` that ``path`` names, whether or not the file exists
+    or the frame is in the range (None when ``path`` is no frame of it)."""
+    if spec.single_file:
+        return spec.frames[0] if os.path.realpath(path) == os.path.realpath(spec.pattern) else None
+    directory, prefix, suffix, width = _split_pattern(spec.pattern)
+    folder, name = os.path.split(path)
+    if os.path.realpath(folder or ".") != os.path.realpath(directory or "."):
+        return None
+    digits = name[len(prefix): len(name) - len(suffix)] if len(name) > len(prefix) + len(suffix) else ""
+    if not (name.startswith(prefix) and name.endswith(suffix) and digits.isdigit()):
+        return None
+    return _frame_of(digits, width)
 
 
 def _to_printf(path: str) -> str:
