@@ -271,7 +271,7 @@ class Client:
 
     def _call(self, kind: str, fields: dict[str, Any], buffers: Sequence[Any] = (),
               cancel: threading.Event | None = None) -> P.Message:
-        request_id = uuid.uuid4().hex
+        request_id, started = uuid.uuid4().hex, time.monotonic()
         frames = P.encode(P.request(kind, request_id, **fields), buffers)
         for attempt in range(1 + self.retries):
             if attempt:
@@ -288,8 +288,9 @@ class Client:
                                    f"{self.endpoint} was not answering")
         self._drop_socket()  # else its queued resend reaches a restarted daemon: work nobody waits for
         tries = 1 + self.retries
-        raise DaemonUnavailable(f"no reply from the NightGrade daemon at {self.endpoint} within {self.timeout_s:g} s "
-                                f"({tries} {'try' if tries == 1 else 'tries'}): start it with `nightgrade serve` "
+        waited = time.monotonic() - started  # a RENDER try also waits for a PING: say what was really waited
+        raise DaemonUnavailable(f"no reply from the NightGrade daemon at {self.endpoint} in {waited:.0f} s "
+                                f"({tries} {'try' if tries == 1 else 'tries'}, {self.timeout_s:g} s per wait): start it with `nightgrade serve` "
                                 "or check --server; a daemon that refused our Curve key also looks like this")
 
     def _await_render(self, request_id: str, cancel: threading.Event | None) -> P.Message | None:

@@ -110,7 +110,8 @@ class Daemon:
         self.models = ModelSet(cfg.weights, EngineConfig(device=cfg.device, batch_size=cfg.batch), self.colours)
         self.cache = FrameCache(cfg.cache_mb * MB, cfg.cache_dir)
         self.flows = PairFlows(FlowConfig(), budget_bytes=cfg.flow_cache_mb * MB)
-        self.scheduler = Scheduler(cfg.max_queue)
+        self.scheduler = Scheduler(cfg.max_queue, max_bytes=cfg.limits.max_queued_bytes,
+                                   max_peer_bytes=cfg.limits.max_client_bytes, max_peers=cfg.limits.max_clients)
         on_gpu = self.models.models[0].engine.device.type == "cuda"
         self.max_jobs = cfg.max_jobs if cfg.max_jobs is not None else (8 if on_gpu else 1)
         self.counters = Counters()
@@ -199,8 +200,8 @@ class Daemon:
             version = proto.negotiate_version(req)
             self._send(router, peer, envelope, proto.reply(
                 proto.WELCOME, req.id, version=version, server=f"nightgrade {_version()}",
-                models=self.models.describe(), device=self.models.device, limits=self._limits(),
-                ocio_config=color.config_source(self.cfg.ocio_config)[0]))
+                models=self.models.describe(), device=self.models.device,
+                limits=self.cfg.limits.as_dict() | {"max_queue": self.cfg.max_queue}, ocio_config=color.config_source(self.cfg.ocio_config)[0]))
         elif isinstance(req, proto.Ping):
             self._send(router, peer, envelope, proto.reply(
                 proto.PONG, req.id, queue=self.scheduler.depth(), busy=self._busy.is_set(), uptime_s=self._uptime()))
@@ -220,17 +221,17 @@ class Daemon:
         now = time.monotonic()
         deadline = None if req.deadline_ms is None else now + req.deadline_ms / 1000.0
         job = Job(peer=peer, request_id=req.id, priority=req.priority, received=now, deadline=deadline,
-                  group=(ctx.model.digest, ctx.tiles), payload=(req, ctx, envelope))
+                  group=(ctx.model.digest, ctx.tiles), payload=(req, ctx, envelope),
+                  size=sum(len(buffer) for buffer in req.buffers))
         try:
             self.scheduler.submit(job)
         except DuplicateJob as err:
             raise proto.ProtocolError(proto.BAD_MESSAGE, str(err), req.id, field="id") from None
-        except QueueFull:
+        except QueueFull as err:  # also a byte or connection budget (OverBudget)
             self.counters.add(errors=1)
-            log.info("event=busy id=%s queue=%d", req.id, self.scheduler.depth())
+            log.info("event=busy id=%s queue=%d why=%r", req.id, self.scheduler.depth(), str(err))
             self._send(router, peer, envelope, proto.error_reply(
-                req.id, proto.BUSY, f"the daemon's queue is full ({self.cfg.max_queue} requests); retry shortly",
-                queue=self.scheduler.depth(), retry_after_ms=500))
+                req.id, proto.BUSY, str(err), queue=self.scheduler.depth(), retry_after_ms=500))
             return
         log.info("event=queued id=%s clip=%r frame=%d priority=%s", req.id, req.clip, req.frame, req.priority)
 
@@ -369,12 +370,6 @@ class Daemon:
             "device": self.models.device, "device_memory": _device_memory(self.models),
             "uptime_s": self._uptime(), "models": self.models.names(),
         }
-
-    def _limits(self) -> dict[str, int]:
-        limits = self.cfg.limits
-        return {"max_width": limits.max_width, "max_height": limits.max_height, "max_pixels": limits.max_pixels,
-                "max_neighbours": limits.max_neighbours, "max_queue": self.cfg.max_queue,
-                "max_frame_bytes": limits.max_frame_bytes}
 
     def _uptime(self) -> float:
         return round(time.monotonic() - self.started, 3)
