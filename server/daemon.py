@@ -134,6 +134,7 @@ class Daemon:
             router.setsockopt(zmq.LINGER, 0)
             router.setsockopt(zmq.ROUTER_MANDATORY, 0)  # replies to vanished clients are dropped
             router.setsockopt(zmq.MAXMSGSIZE, self.cfg.limits.max_frame_bytes)
+            router.setsockopt(zmq.HANDSHAKE_IVL, self.cfg.limits.handshake_ms)
             authenticator = configure_server(self._context, router, self.cfg.curve) if self.cfg.curve else None
             results = self._context.socket(zmq.PULL)
             results.bind(address)

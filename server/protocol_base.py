@@ -55,7 +55,9 @@ class Limits:
     2.8 GB). ``max_have_digests``: digests one HAVE may ask about (each is a cache lookup on the
     socket loop). ``max_queued_bytes``/``max_client_bytes``: pixel bytes held by waiting and
     running requests, in all and per connection. ``max_clients``: connections with requests
-    waiting or running at once."""
+    waiting or running at once. ``handshake_ms``: a connection that has not completed the ZeroMQ
+    handshake by then is closed, so connections that never speak (a flood of raw TCP connects)
+    cannot hold the daemon's file descriptors for long."""
 
     max_width: int = 16384
     max_height: int = 16384
@@ -69,6 +71,7 @@ class Limits:
     max_queued_bytes: int = 8 << 30
     max_client_bytes: int = 4 << 30
     max_clients: int = 64
+    handshake_ms: int = 3000
 
     def __post_init__(self) -> None:
         for name in self.__dataclass_fields__:

@@ -32,6 +32,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--curve-authorized-keys", type=Path, help="folder of clients' public .key files allowed in")
     p.add_argument("--insecure", action="store_true",
                    help="allow a non-loopback bind WITHOUT authentication or encryption (trusted networks only)")
+    p.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
+                   help="override a request limit of docs/protocol.md (repeatable), e.g. max_tile=2048 or "
+                        "max_clients=16")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     p.set_defaults(func=_cmd_serve)
 
@@ -92,9 +95,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if given not in ((False, False), (True, True)):
         raise UsageError("Curve needs both --curve-secret-key and --curve-authorized-keys")
     curve = CurveServerConfig(args.curve_secret_key, args.curve_authorized_keys) if given[0] else None
+    _raise_fd_limit()
     daemon = Daemon(DaemonConfig(bind=args.bind, weights=tuple(args.weights), device=args.device, batch=args.batch,
                                  cache_mb=args.cache_mb, cache_dir=args.cache_dir, max_queue=args.max_queue,
-                                 max_jobs=args.max_jobs,
+                                 max_jobs=args.max_jobs, limits=_limits(args.limit),
                                  ocio_config=args.ocio_config, curve=curve, insecure=args.insecure))
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: daemon.stop())
@@ -103,6 +107,30 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     finally:
         daemon.close()
     return 0
+
+
+def _limits(overrides: list[str]):
+    from nightgrade.server.protocol import Limits
+
+    known, values = set(Limits.__dataclass_fields__), {}
+    for item in overrides:
+        name, _, value = item.partition("=")
+        if name not in known or not value.strip().isdigit():
+            raise UsageError(f"--limit {item!r}: write NAME=INTEGER with NAME one of {', '.join(sorted(known))}")
+        values[name] = int(value)
+    return Limits(**values)
+
+
+def _raise_fd_limit() -> None:
+    """Every connection costs the daemon a file descriptor: take all the hard limit allows (the
+    systemd unit raises that with LimitNOFILE), so that a crowd of clients does not lock others out."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = max(soft, 1 << 16)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
