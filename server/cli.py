@@ -134,6 +134,10 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
         _refuse_temporal_flags(args)
         summary = render_sequence(opts, show_progress=show_progress)
     _warn_nonfinite(summary.get("nonfinite"))
+    if summary.get("frames_rerendered"):
+        print(f"nightgrade: note: rendered {summary['frames_rerendered']} existing frame(s) again, made with other "
+              f"settings or unrecorded ({summary['rerender_reason']}); --overwrite renders every frame",
+              file=sys.stderr)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:

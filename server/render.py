@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,9 +35,11 @@ from nightgrade.colorpipeline.imageio import (SequenceInfo, WriteOptions, check_
                                               read_frame, read_header, write_frame)
 from nightgrade.colorpipeline.sequence import SequenceSpec, output_path_for, resolve_input
 from nightgrade.colorpipeline.tiles import TileConfig, plan_tiles
+from nightgrade.models.checkpoint import read_meta
 from nightgrade.models.engine import Engine, EngineConfig
 from nightgrade.server.defaults import resolve_weights
 from nightgrade.server.farm_resume import completed_frames, expected_output
+from nightgrade.server.render_record import mismatch, normalised, with_record
 from nightgrade.server.progress import TileProgress
 
 
@@ -200,6 +203,8 @@ class SequencePlan:
     height: int
     done: frozenset[int]
     nonfinite: dict[int, NonFinite]  # frames read so far that held NaN/Inf, what was replaced
+    settings: dict[str, Any]  # what decides the pixels, recorded beside each frame (render_record)
+    redo: dict[int, str]  # complete frames made differently (or unrecorded): rendered again, and why
 
     @property
     def pending(self) -> tuple[tuple[int, str], ...]:
@@ -217,6 +222,11 @@ class SequencePlan:
             frame = dataclasses.replace(frame, pixels=pixels)
         return _proxy(frame, self.opts.scale)
 
+    def write(self, path: str, frame_number: int, frame: Frame) -> None:
+        """Write an output frame with the record of what made it in its header (``render_record``)."""
+        settings = self.settings | {"source": os.path.realpath(self.spec.path_for(frame_number))}
+        write_frame(path, with_record(frame, path, settings), self.write_options)
+
     def summary(self, seconds: float, frames_written: int) -> dict[str, Any]:
         """The JSON-able summary of what a render of this plan did with the files."""
         requested = self.output_frames
@@ -225,7 +235,8 @@ class SequencePlan:
             "frames_written": frames_written, "frames_skipped": len(self.done), "seconds": round(seconds, 3),
             "frames_per_second": round(frames_written / seconds, 4) if seconds > 0 else 0.0,
             "width": self.width, "height": self.height, "scale": self.opts.scale,
-            "nonfinite": _nonfinite_summary(self.nonfinite),
+            "nonfinite": _nonfinite_summary(self.nonfinite), "frames_rerendered": len(self.redo),
+            "rerender_reason": next((f"frame {f}: {why}" for f, why in sorted(self.redo.items())), None),
         }
 
 
@@ -251,12 +262,16 @@ class RenderSetup(SequencePlan):
         }
 
 
-def plan_sequence(opts: RenderOptions, frames: str | None = None) -> SequencePlan:
+def plan_sequence(opts: RenderOptions, frames: str | None = None,
+                  made_by: Mapping[str, Any] | None = None) -> SequencePlan:
     """Check all input headers (missing frames, size changes) and the output path and format,
-    and find the outputs already complete (none with ``opts.overwrite``).
+    and find the outputs already complete and made with the same settings (none with
+    ``opts.overwrite``; ``render_record``).
 
     ``frames`` overrides ``opts.frames`` for the sequence probed (a temporal render probes the
     handle frames around the requested range too); outputs are planned for ``opts.frames`` only.
+    ``made_by``: settings beyond ``opts`` that decide the pixels (``temporal``; ``model`` for a
+    daemon render, else the weights' digest is used).
     """
     spec: SequenceSpec = resolve_input(opts.input, opts.frames if frames is None else frames)
     requested = spec if frames is None else resolve_input(opts.input, opts.frames)
@@ -266,9 +281,29 @@ def plan_sequence(opts: RenderOptions, frames: str | None = None) -> SequencePla
     _make_output_folder(outputs[0])
     check_output(outputs[0], write_options, info)
     height, width = max(1, round(info.height * opts.scale)), max(1, round(info.width * opts.scale))
-    done = frozenset() if opts.overwrite else completed_frames(
+    settings = _settings(opts, spec.path_for(spec.frames[0]), made_by or {})
+    complete = frozenset() if opts.overwrite else completed_frames(
         requested.frames, outputs, expected_output(outputs[0], read_header(info.reference), opts.scale))
-    return SequencePlan(opts, spec, info, requested.frames, outputs, write_options, width, height, done, {})
+    redo = {}
+    for frame, path in zip(requested.frames, outputs):
+        why = mismatch(path, settings | {"source": os.path.realpath(spec.path_for(frame))}) \
+            if frame in complete else None
+        if why is not None:
+            redo[frame] = why
+    return SequencePlan(opts, spec, info, requested.frames, outputs, write_options, width, height,
+                        complete - frozenset(redo), {}, settings, redo)
+
+
+def _settings(opts: RenderOptions, first_path: str, made_by: Mapping[str, Any]) -> dict[str, Any]:
+    """What decides an output frame's pixels besides its source (``render_record``)."""
+    config = color.ColorConfig(opts.ocio_config)
+    source, output = input_output_colorspaces(opts, first_path, config)
+    model = made_by.get("model") or read_meta(resolve_weights(opts.weights)).digest
+    return normalised({
+        "model": model, "colorspaces": [source, output], "ocio": color.config_source(opts.ocio_config)[0], "mix": opts.mix,
+        "scale": opts.scale, "tile": [opts.tile, opts.region, opts.stride], "bit_depth": opts.bit_depth,
+        "compression": opts.compression, "temporal": made_by.get("temporal"),
+    })
 
 
 def _nonfinite_summary(found: dict[int, NonFinite]) -> dict[str, Any]:
@@ -314,7 +349,7 @@ def render_sequence(opts: RenderOptions, show_progress: bool = True, engine: Eng
         for frame_number, out_path in pending:
             frame = setup.read(frame_number)
             progress.start_frame(frame_number)
-            write_frame(out_path, enhance_frame(frame, setup.engine, setup.colours, setup.tiles, opts.mix,
-                                                progress.tiles_done), setup.write_options)
+            setup.write(out_path, frame_number, enhance_frame(frame, setup.engine, setup.colours, setup.tiles,
+                                                              opts.mix, progress.tiles_done))
             progress.end_frame()
     return setup.summary(time.perf_counter() - started, len(pending))
