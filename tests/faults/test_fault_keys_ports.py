@@ -122,3 +122,52 @@ def test_keygen_creates_the_secret_owner_only(tmp_path: Path, monkeypatch: pytes
     assert stat.S_IMODE(secret.stat().st_mode) == 0o600
     assert os.fspath(secret) not in modes
     assert os.umask(0o022) == 0o022  # the process umask is restored
+
+
+@pytest.mark.parametrize(("address", "env", "loopback"), [
+    (None, None, True), ("127.0.0.1:1", None, True), ("localhost:6379", None, True), ("ray://127.0.0.1:10001", None, True),
+    ("head.farm:6379", None, False), (None, "10.0.0.5:6379", False), (None, "127.0.0.1:6379", True)])
+def test_local_ray_stays_on_loopback(monkeypatch: pytest.MonkeyPatch, address, env, loopback: bool) -> None:
+    """Without a node address Ray found this machine's by routing towards the internet (issue 16 item 14)."""
+    from nightgrade.server import farm_ray
+
+    calls = []
+
+    class FakeRay:
+        @staticmethod
+        def is_initialized() -> bool:
+            return False
+
+        @staticmethod
+        def init(**kwargs) -> None:
+            calls.append(kwargs)
+
+    monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "1")  # restored afterwards, whatever _connect sets
+    if env is None:
+        monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    else:
+        monkeypatch.setenv("RAY_ADDRESS", env)
+    assert farm_ray._connect(FakeRay, farm_ray.RayConfig(address=address))
+    assert (calls[0].get("_node_ip_address") == "127.0.0.1") is loopback
+    assert "_node_ip_address" in calls[0] or not loopback
+
+
+_RAY_NODES = """
+import json, ray
+from nightgrade.server.farm_ray import RayConfig, _connect
+_connect(ray, RayConfig(num_cpus=1))
+print(json.dumps(sorted({n["NodeManagerAddress"] for n in ray.nodes()} | {ray.get_runtime_context().gcs_address})))
+ray.shutdown()
+"""
+
+
+def test_a_local_ray_instance_listens_on_loopback_only(tmp_path: Path) -> None:
+    import json
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    result = subprocess.run([sys.executable, "-c", _RAY_NODES], capture_output=True, text=True, timeout=180,
+                            env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    addresses = json.loads(result.stdout.strip().splitlines()[-1])
+    assert addresses and all(a.startswith("127.0.0.1") for a in addresses), addresses  # on main: 192.0.2.x
