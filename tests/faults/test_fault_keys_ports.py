@@ -16,6 +16,7 @@ import pytest
 
 from nightgrade.colorpipeline.errors import InputError, UsageError
 from nightgrade.server import curve
+from nightgrade.server.cli import main
 from nightgrade.server.client import Client
 from nightgrade.server.curve import CurveClientConfig, generate_keypair
 from tests.daemon_fixtures import NIGHTGRADE, free_port
@@ -85,10 +86,12 @@ def test_serve_on_a_busy_port_says_so(tmp_path: Path, tiny_weights: str) -> None
 
 
 @pytest.mark.parametrize("port", ["99999", "65536", "http", "-1"])
-def test_serve_refuses_an_impossible_port(tmp_path: Path, port: str) -> None:
-    result = _run("serve", "--bind", f"tcp://127.0.0.1:{port}", cwd=tmp_path)
-    assert result.returncode == UsageError.exit_code
-    assert "the port must be a number from 1 to 65535" in _error_line(result)
+def test_serve_refuses_an_impossible_port(port: str, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ZeroMQ bound a random port for 99999 (in process: the check comes before models or sockets)."""
+    monkeypatch.setattr("logging.basicConfig", lambda **_: None)  # serve's log set-up must not outlive the test
+    assert main(["serve", "--bind", f"tcp://127.0.0.1:{port}"]) == UsageError.exit_code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "the port must be a number from 1 to 65535" in err[0], err
 
 
 def test_client_refuses_an_impossible_port() -> None:
@@ -98,10 +101,13 @@ def test_client_refuses_an_impossible_port() -> None:
 
 
 @pytest.mark.parametrize("value", ["inf", "nan", "-1", "0", "1e9"])
-def test_status_refuses_a_timeout_that_is_not_a_duration(tmp_path: Path, value: str) -> None:
-    result = _run("status", "--timeout", value, cwd=tmp_path)
-    assert result.returncode == UsageError.exit_code
-    assert "is not a number of seconds in (0, 86400]" in _error_line(result)
+def test_status_refuses_a_timeout_that_is_not_a_duration(value: str, capsys) -> None:
+    """--timeout inf raised OverflowError (an internal error)."""
+    with pytest.raises(SystemExit) as caught:
+        main(["status", "--timeout", value])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert caught.value.code == UsageError.exit_code
+    assert len(err) == 1 and "is not a number of seconds in (0, 86400]" in err[0], err
 
 
 def test_keygen_creates_the_secret_owner_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
