@@ -103,7 +103,8 @@ def main() -> int:
     folder = tempfile.mkdtemp(prefix="nightgrade-hostile-")
     weights = f"{folder}/tiny.safetensors"
     tiny = GeneratorConfig(ngf=8, n_blocks=2)
-    save_checkpoint(weights, build_generator(tiny), CheckpointMeta(generator=tiny, tiles=TileSpec(64, 160, 32), model_name="tiny", model_version="0"))
+    save_checkpoint(weights, build_generator(tiny), CheckpointMeta(generator=tiny, tiles=TileSpec(64, 160, 32),
+                                                                   model_name="tiny", model_version="0"))
     rows = []
     for label, limits in (("default limits (HAVE <= 256 digests)", P.Limits()),
                           ("HAVE limit lifted to 65,536 (as main)", P.Limits(max_have_digests=1 << 16))):

@@ -41,7 +41,8 @@ class NonFinite:
         return " and ".join(parts) + " value(s)"
 
 
-def replace_nonfinite(pixels: np.ndarray, where: str = "the frame", strict: bool = False) -> tuple[np.ndarray, NonFinite]:
+def replace_nonfinite(pixels: np.ndarray, where: str = "the frame",
+                      strict: bool = False) -> tuple[np.ndarray, NonFinite]:
     """``pixels`` with NaN -> 0 and +-Inf -> +-CLAMP (a copy only when something was replaced),
     and the counts. ``strict``: NonFiniteError naming ``where`` instead of repairing."""
     finite = np.isfinite(pixels)

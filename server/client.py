@@ -119,7 +119,8 @@ class Client:
                  curve: CurveClientConfig | None = None, name: str | None = None,
                  render_timeout_s: float = 3600.0, context: zmq.Context | None = None) -> None:
         if not 0 < timeout_s <= _MAX_WAIT_S or not 0 < render_timeout_s <= _MAX_WAIT_S or retries < 0:
-            raise UsageError(f"client timeouts must be in (0, {_MAX_WAIT_S}] s and retries >= 0, got timeout {timeout_s}, "
+            raise UsageError(f"client timeouts must be in (0, {_MAX_WAIT_S}] s and retries >= 0, got timeout "
+                             f"{timeout_s}, "
                              f"render timeout {render_timeout_s}, retries {retries}")
         self.endpoint, self.timeout_s, self.retries, self.curve = endpoint, timeout_s, retries, curve
         self.render_timeout_s = render_timeout_s
@@ -290,8 +291,9 @@ class Client:
         tries = 1 + self.retries
         waited = time.monotonic() - started  # a RENDER try also waits for a PING: say what was really waited
         raise DaemonUnavailable(f"no reply from the NightGrade daemon at {self.endpoint} in {waited:.0f} s "
-                                f"({tries} {'try' if tries == 1 else 'tries'}, {self.timeout_s:g} s per wait): start it with `nightgrade serve` "
-                                "or check --server; a daemon that refused our Curve key also looks like this")
+                                f"({tries} {'try' if tries == 1 else 'tries'}, {self.timeout_s:g} s per wait): "
+                                "start it with `nightgrade serve` or check --server; a daemon that refused our "
+                                "Curve key also looks like this")
 
     def _await_render(self, request_id: str, cancel: threading.Event | None) -> P.Message | None:
         sent, idle, cancelling = time.monotonic(), 0, False

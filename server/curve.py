@@ -172,4 +172,3 @@ def client_keys(cfg: CurveClientConfig) -> tuple[bytes, bytes, bytes]:
     """(server public, client public, client secret), checked: read them before creating a socket."""
     server_public, _ = load_keypair(cfg.server_public_key_file)
     return (server_public, *_load_secret(cfg.client_key_file))
-

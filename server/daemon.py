@@ -125,8 +125,7 @@ class Daemon:
 
     def serve(self, ready: threading.Event | None = None) -> None:
         """Bind, start the worker, answer until :meth:`stop`; then close everything."""
-        # every socket is closed in the finally below, whatever fails: an open one would hang close()
-        router = self._context.socket(zmq.ROUTER)
+        router = self._context.socket(zmq.ROUTER)  # closed in the finally whatever fails, or close() hangs
         results = authenticator = None
         address = _RESULTS.format(id(self))
         worker = threading.Thread(target=self._work, args=(address,), name="nightgrade-worker", daemon=True)
@@ -202,7 +201,8 @@ class Daemon:
             self._send(router, peer, envelope, proto.reply(
                 proto.WELCOME, req.id, version=version, server=f"nightgrade {_version()}",
                 models=self.models.describe(), device=self.models.device,
-                limits=self.cfg.limits.as_dict() | {"max_queue": self.cfg.max_queue}, ocio_config=color.config_source(self.cfg.ocio_config)[0]))
+                limits=self.cfg.limits.as_dict() | {"max_queue": self.cfg.max_queue},
+                ocio_config=color.config_source(self.cfg.ocio_config)[0]))
         elif isinstance(req, proto.Ping):
             self._send(router, peer, envelope, proto.reply(
                 proto.PONG, req.id, queue=self.scheduler.depth(), busy=self._busy.is_set(), uptime_s=self._uptime()))

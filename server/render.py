@@ -300,7 +300,8 @@ def _settings(opts: RenderOptions, first_path: str, made_by: Mapping[str, Any]) 
     source, output = input_output_colorspaces(opts, first_path, config)
     model = made_by.get("model") or read_meta(resolve_weights(opts.weights)).digest
     return normalised({
-        "model": model, "colorspaces": [source, output], "ocio": color.config_source(opts.ocio_config)[0], "mix": opts.mix,
+        "model": model, "colorspaces": [source, output], "ocio": color.config_source(opts.ocio_config)[0],
+        "mix": opts.mix,
         "scale": opts.scale, "tile": [opts.tile, opts.region, opts.stride], "bit_depth": opts.bit_depth,
         "compression": opts.compression, "temporal": made_by.get("temporal"),
     })

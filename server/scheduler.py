@@ -269,7 +269,8 @@ class Scheduler:
         held = self._peer_bytes.get(job.peer)
         why = None
         if held is None and self.max_peers is not None and len(self._peer_bytes) >= self.max_peers:
-            why = f"{len(self._peer_bytes)} connections already have requests waiting or running (at most {self.max_peers})"
+            why = (f"{len(self._peer_bytes)} connections already have requests waiting or running "
+                   f"(at most {self.max_peers})")
         elif self.max_peer_bytes is not None and (held or 0) + job.size > self.max_peer_bytes:
             why = f"this connection's requests already hold {held} bytes (at most {self.max_peer_bytes})"
         elif self.max_bytes is not None and self._bytes + job.size > self.max_bytes:

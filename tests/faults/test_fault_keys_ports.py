@@ -131,7 +131,8 @@ def test_keygen_creates_the_secret_owner_only(tmp_path: Path, monkeypatch: pytes
 
 
 @pytest.mark.parametrize(("address", "env", "loopback"), [
-    (None, None, True), ("127.0.0.1:1", None, True), ("localhost:6379", None, True), ("ray://127.0.0.1:10001", None, True),
+    (None, None, True), ("127.0.0.1:1", None, True), ("localhost:6379", None, True),
+    ("ray://127.0.0.1:10001", None, True),
     ("head.farm:6379", None, False), (None, "10.0.0.5:6379", False), (None, "127.0.0.1:6379", True)])
 def test_local_ray_stays_on_loopback(monkeypatch: pytest.MonkeyPatch, address, env, loopback: bool) -> None:
     """Without a node address Ray found this machine's by routing towards the internet (issue 16 item 14)."""
