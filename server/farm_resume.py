@@ -13,8 +13,8 @@ frames it wrote before are kept when they *validate* against what this render wo
   what catches a truncated EXR, whose header stays valid.
 
 A frame from another render (another ``--scale``, another input layout) fails the size or channel
-test and is rendered again. What cannot be told from the file (other weights, ``--mix`` or
-colourspaces) is the caller's to manage: ``--overwrite`` renders every frame.
+test and is rendered again; what the file's pixels cannot show (other weights, ``--mix``,
+colourspaces) is in its header record, checked by ``render_record``.
 """
 from __future__ import annotations
 
