@@ -283,7 +283,14 @@ def _job_summary(base: dict[str, Any], results: list[dict[str, Any]], ray_info: 
     seconds = base["seconds"]
     summary = base | {"frames_written": written, "frames_skipped": sum(r["frames_skipped"] for r in results),
                       "frames_per_second": round(written / seconds, 4) if seconds > 0 else 0.0}
-    rendered = sorted((r for r in results if "model" in r), key=lambda r: r["frames"][0])
+    in_order = sorted(results, key=lambda r: r["frames"][0])
+    nonfinite = [r.get("nonfinite") or {"frames": [], "nan": 0, "inf": 0} for r in in_order]
+    summary |= {  # what the chunks replaced and rendered again, for the CLI's warning and note
+        "nonfinite": {"frames": sorted(f for n in nonfinite for f in n["frames"]),
+                      "nan": sum(n["nan"] for n in nonfinite), "inf": sum(n["inf"] for n in nonfinite)},
+        "frames_rerendered": sum(r.get("frames_rerendered", 0) for r in in_order),
+        "rerender_reason": next((r["rerender_reason"] for r in in_order if r.get("rerender_reason")), None)}
+    rendered = [r for r in in_order if "model" in r]
     if rendered:
         kept = ("weights", "model", "batch_size", "tiles", "colorspaces", "mix", "temporal")
         summary |= {key: rendered[0][key] for key in kept if key in rendered[0]}

@@ -83,3 +83,20 @@ def test_truncated_png_is_one_line(tmp_path: Path, tiny_weights: str, capfd) -> 
     err = capfd.readouterr().err.strip().splitlines()  # capfd: libpng wrote to file descriptor 2 directly
     assert code == 3
     assert len(err) == 1 and err[0].startswith("nightgrade: error: frame") and "truncated" in err[0], err
+
+
+def test_a_ray_job_reports_what_its_chunks_replaced_and_rendered_again() -> None:
+    from nightgrade.server.farm_ray import _job_summary
+
+    def chunk(first: int, last: int, nan: int, rerendered: int, reason: str | None) -> dict:
+        return {"frames": [first, last], "frames_written": last - first + 1, "frames_skipped": 0, "seconds": 1.0,
+                "nonfinite": {"frames": [first] if nan else [], "nan": nan, "inf": 0},
+                "frames_rerendered": rerendered, "rerender_reason": reason,
+                "worker": {"pid": first, "host": "h", "model_load_seconds": 0.1, "cpu_seconds": 1.0}}
+
+    base = {"seconds": 2.0, "nonfinite": {"frames": [], "nan": 0, "inf": 0}, "frames_rerendered": 0,
+            "rerender_reason": None}
+    summary = _job_summary(base, [chunk(4, 6, 0, 1, "frame 5: mix 1.0 -> 0.5"), chunk(1, 3, 2, 0, None)],
+                           {"device": "cpu"})
+    assert summary["nonfinite"] == {"frames": [1], "nan": 2, "inf": 0}
+    assert (summary["frames_rerendered"], summary["rerender_reason"]) == (1, "frame 5: mix 1.0 -> 0.5")
