@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import OpenImageIO as oiio
 
-from nightgrade.colorpipeline.atomic import atomic_target
+from nightgrade.colorpipeline.atomic import atomic_target, remove_stale_temps
 from nightgrade.colorpipeline.errors import OutputError
 
 _KEY_SCHEME = b"nightgrade-frame-key-1"
@@ -102,6 +102,9 @@ class FrameCache:
         self._dir = None if disk_dir is None else os.path.abspath(os.fspath(disk_dir))
         if self._dir is not None:
             _check_folder(self._dir)
+            for sub in os.listdir(self._dir):  # temp files of writers killed mid-write (<dir>/<key[:2]>/)
+                if len(sub) == 2:
+                    remove_stale_temps(os.path.join(self._dir, sub))
         self._lock = threading.Lock()
         self._items: OrderedDict[str, np.ndarray] = OrderedDict()
         self._bytes = 0

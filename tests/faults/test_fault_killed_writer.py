@@ -58,3 +58,15 @@ def test_a_live_writer_keeps_its_temp_file_whatever_its_age(tmp_path: Path) -> N
     unrelated.write_bytes(b"u")
     os.utime(unrelated, (0, 0))
     assert atomic.remove_stale_temps(tmp_path) == [] and unrelated.exists()
+
+
+def test_the_frame_cache_removes_temp_files_of_killed_writers(tmp_path: Path) -> None:
+    from nightgrade.server.frame_cache import FrameCache
+
+    folder = tmp_path / "cache" / "ab"
+    folder.mkdir(parents=True)
+    stale = Path(atomic.temp_path(folder / ("ab" * 16 + ".exr")).replace(f".{os.getpid()}-", ".999999999-"))
+    stale.write_bytes(b"half a frame")
+    os.utime(stale, (0, 0))
+    FrameCache(1 << 20, tmp_path / "cache")
+    assert not stale.exists()
