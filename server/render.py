@@ -203,7 +203,7 @@ class SequencePlan:
     height: int
     done: frozenset[int]
     nonfinite: dict[int, NonFinite]  # frames read so far that held NaN/Inf, what was replaced
-    settings: dict[str, Any]  # what decides the pixels, recorded beside each frame (render_record)
+    settings: dict[str, Any]  # what decides the pixels, recorded in each frame's header (render_record)
     redo: dict[int, str]  # complete frames made differently (or unrecorded): rendered again, and why
 
     @property
@@ -301,9 +301,8 @@ def _settings(opts: RenderOptions, first_path: str, made_by: Mapping[str, Any]) 
     model = made_by.get("model") or read_meta(resolve_weights(opts.weights)).digest
     return normalised({
         "model": model, "colorspaces": [source, output], "ocio": color.config_source(opts.ocio_config)[0],
-        "mix": opts.mix,
-        "scale": opts.scale, "tile": [opts.tile, opts.region, opts.stride], "bit_depth": opts.bit_depth,
-        "compression": opts.compression, "temporal": made_by.get("temporal"),
+        "mix": opts.mix, "scale": opts.scale, "tile": [opts.tile, opts.region, opts.stride],
+        "bit_depth": opts.bit_depth, "compression": opts.compression, "temporal": made_by.get("temporal"),
     })
 
 

@@ -112,7 +112,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def _limits(overrides: list[str]):
     from nightgrade.server.protocol import Limits
 
-    known, values = set(Limits.__dataclass_fields__), {}
+    known, values = set(Limits.__dataclass_fields__) - {"max_queue"}, {}  # that one is --max-queue
     for item in overrides:
         name, _, value = item.partition("=")
         if name not in known or not value.strip().isdigit():

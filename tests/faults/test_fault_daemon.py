@@ -75,7 +75,7 @@ def test_limits_reach_clients_and_refuse_before_allocation(tiny_weights: str) ->
 
 def test_serve_limit_flag_is_checked() -> None:
     assert _limits(["max_tile=2048", "max_clients=4"]) == P.Limits(max_tile=2048, max_clients=4)
-    for bad in ("max_tile", "max_tiles=3", "max_tile=-1", "max_tile=big"):
+    for bad in ("max_tile", "max_tiles=3", "max_tile=-1", "max_tile=big", "max_queue=3"):
         with pytest.raises(UsageError, match="--limit"):
             _limits([bad])
 
