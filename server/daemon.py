@@ -298,8 +298,7 @@ class Daemon:
                 continue
             log.info("event=rendered id=%s frame=%d passes=%d seconds=%.3f", job.request_id, work.req.frame,
                      work.passes, header["seconds"])
-            if self._reply(job, out, proto.reply(proto.RESULT, job.request_id, **header), (buffer,)):
-                self.counters.add(served=1)  # a cancel that raced the render is answered CANCELLED instead
+            self._reply(job, out, proto.reply(proto.RESULT, job.request_id, **header), (buffer,))
 
     def _generate(self, jobs: list[Job], works: dict[int, RenderWork]) -> None:
         """Every frame the works miss (each once, even when several requests share it) through
@@ -346,8 +345,9 @@ class Daemon:
         """Answer a taken job, unless it was cancelled or expired meanwhile (then the socket loop
         answers it from ``drain_dropped``: exactly one answer either way). True when sent."""
         if not self.scheduler.finish(job, failed):
-            return False
+            return False  # a cancel that raced the render is answered CANCELLED instead: not served
         _, _, envelope = job.payload
+        self.counters.add(served=int(header["type"] == proto.RESULT))  # before sending: a later STATS sees it
         out.send_multipart([job.peer, *envelope, *proto.encode(header, buffers)], copy=False)
         return True
 
