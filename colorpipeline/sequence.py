@@ -148,6 +148,10 @@ def output_path_for(output: str, input_spec: SequenceSpec, frame: int) -> str:
         target = output
     if os.path.realpath(target) == os.path.realpath(source):
         raise OutputError(f"output {target} is the input file of frame {frame}; write to another folder or name")
+    other = input_frame_at(input_spec, target)
+    if other is not None:  # e.g. input a#.exr, output a1#.exr: frame 1 would land on input frame 11
+        raise OutputError(f"output {target} of frame {frame} would be frame {other} of the input "
+                          f"{input_spec.display_pattern}; write to another folder or name")
     return target
 
 
@@ -155,6 +159,21 @@ def _means_folder(output: str) -> bool:
     """A name without an extension (``renders/sh010``) that is not a file names a folder: no image
     format could be written to it, and Nuke-style users type folders without the trailing slash."""
     return not os.path.splitext(os.path.basename(output))[1] and not os.path.isfile(output)
+
+
+def input_frame_at(spec: SequenceSpec, path: str) -> int | None:
+    """The frame of the input sequence ``spec`` that ``path`` names, whether or not the file exists
+    or the frame is in the range (None when ``path`` is no frame of it)."""
+    if spec.single_file:
+        return spec.frames[0] if os.path.realpath(path) == os.path.realpath(spec.pattern) else None
+    directory, prefix, suffix, width = _split_pattern(spec.pattern)
+    folder, name = os.path.split(path)
+    if os.path.realpath(folder or ".") != os.path.realpath(directory or "."):
+        return None
+    digits = name[len(prefix): len(name) - len(suffix)] if len(name) > len(prefix) + len(suffix) else ""
+    if not (name.startswith(prefix) and name.endswith(suffix) and digits.isdigit()):
+        return None
+    return _frame_of(digits, width)
 
 
 def _to_printf(path: str) -> str:

@@ -60,6 +60,8 @@ def _add_enhance(sub: argparse._SubParsersAction) -> None:
                                        "(default: the input's where the format allows it, else the format's)")
     p.add_argument("--compression", help="EXR/TIFF compression, e.g. zip, piz, dwaa, none")
     p.add_argument("--compile", action="store_true", help="torch.compile the generator (slow start, faster frames)")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse input frames holding NaN or Inf values (default: replace NaN by 0, clamp Inf, warn)")
     p.add_argument("--overwrite", action="store_true",
                    help="render every frame; by default output frames that exist and are complete (size, "
                         "channels, readable) are kept, so a stopped render resumes")
@@ -145,6 +147,11 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
     if colours:  # absent when every frame was already complete: nothing was converted
         print(f"nightgrade: colour: {colours['input']} -> {colours['output']} (output colourspace "
               f"{_RULE_WORDS.get(colours.get('output_rule', ''), colours.get('output_rule', ''))})", file=sys.stderr)
+    _warn_nonfinite(summary.get("nonfinite"))
+    if summary.get("frames_rerendered"):
+        print(f"nightgrade: note: rendered {summary['frames_rerendered']} existing frame(s) again, made with other "
+              f"settings or unrecorded ({summary['rerender_reason']}); --overwrite renders every frame",
+              file=sys.stderr)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -168,6 +175,7 @@ def _render_options(args: argparse.Namespace) -> RenderOptions:
         stride=args.stride, batch=args.batch, device=args.device, mix=args.mix, luma_denoise=args.luma_denoise,
         chroma_denoise=args.chroma_denoise, detail=args.detail,
         bit_depth=args.bit_depth, compression=args.compression, compile=args.compile, overwrite=args.overwrite,
+        strict=args.strict,
     )
 
 
@@ -185,6 +193,17 @@ def _render_movie(opts: RenderOptions, args: argparse.Namespace, show_progress: 
                          "render the movie to frames first (out/shot.####.exr)")
     _refuse_temporal_flags(args)
     return render_movie(opts, show_progress)
+
+
+def _warn_nonfinite(found: dict | None) -> None:
+    """One warning line when input frames held NaN/Inf (the --json summary has the same counts)."""
+    if not found or not found["frames"]:
+        return
+    frames = found["frames"]
+    shown = ", ".join(map(str, frames[:8])) + (", ..." if len(frames) > 8 else "")
+    print(f"nightgrade: warning: {len(frames)} input frame(s) held non-finite values ({found['nan']} NaN, "
+          f"{found['inf']} Inf; frame(s) {shown}): NaN replaced by 0, Inf clamped to +-65504; "
+          "--strict refuses such frames", file=sys.stderr)
 
 
 _FARM_FLAGS = {"chunk_size": "--chunk-size", "ray_workers": "--ray-workers"}

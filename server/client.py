@@ -23,12 +23,14 @@ import zmq
 
 from nightgrade.colorpipeline.errors import InputError, UsageError
 from nightgrade.server import protocol as P
-from nightgrade.server.curve import CurveClientConfig, configure_client
+from nightgrade.server.curve import CurveClientConfig, check_endpoint, client_keys
 from nightgrade.server.endpoint_check import nothing_listens
 # The error classes live in daemon_errors; they are importable from here, where they are raised.
 from nightgrade.server.daemon_errors import (DaemonColorError, DaemonError, DaemonInputError,  # noqa: F401
                                             DaemonModelError, DaemonServiceError, DaemonUnavailable,
                                             DaemonUsageError, daemon_error)
+
+_MAX_WAIT_S = 7 * 24 * 3600.0  # a week: beyond any render, and finite (inf overflowed the poll timeout)
 
 
 def _version() -> str:
@@ -118,8 +120,9 @@ class Client:
                  curve: CurveClientConfig | None = None, name: str | None = None,
                  render_timeout_s: float = 3600.0, context: zmq.Context | None = None,
                  fail_fast: bool = False, notice: Callable[[str], None] | None = None) -> None:
-        if not timeout_s > 0 or not render_timeout_s > 0 or retries < 0:
-            raise UsageError(f"client timeouts must be > 0 and retries >= 0, got timeout {timeout_s}, "
+        if not 0 < timeout_s <= _MAX_WAIT_S or not 0 < render_timeout_s <= _MAX_WAIT_S or retries < 0:
+            raise UsageError(f"client timeouts must be in (0, {_MAX_WAIT_S}] s and retries >= 0, got timeout "
+                             f"{timeout_s}, "
                              f"render timeout {render_timeout_s}, retries {retries}")
         self.endpoint, self.timeout_s, self.retries, self.curve = endpoint, timeout_s, retries, curve
         self.render_timeout_s = render_timeout_s
@@ -280,7 +283,7 @@ class Client:
             if why is not None:
                 raise DaemonUnavailable(f"the NightGrade daemon at {self.endpoint} is not running: {why}; "
                                         "start it with `nightgrade serve` or check --server")
-        request_id = uuid.uuid4().hex
+        request_id, started = uuid.uuid4().hex, time.monotonic()
         frames = P.encode(P.request(kind, request_id, **fields), buffers)
         for attempt in range(1 + self.retries):
             if attempt:
@@ -300,9 +303,11 @@ class Client:
                                    f"{self.endpoint} was not answering")
         self._drop_socket()  # else its queued resend reaches a restarted daemon: work nobody waits for
         tries = 1 + self.retries
-        raise DaemonUnavailable(f"no reply from the NightGrade daemon at {self.endpoint} within {self.timeout_s:g} s "
-                                f"({tries} {'try' if tries == 1 else 'tries'}): start it with `nightgrade serve` "
-                                "or check --server; a daemon that refused our Curve key also looks like this")
+        waited = time.monotonic() - started  # a RENDER try also waits for a PING: say what was really waited
+        raise DaemonUnavailable(f"no reply from the NightGrade daemon at {self.endpoint} in {waited:.0f} s "
+                                f"({tries} {'try' if tries == 1 else 'tries'}, {self.timeout_s:g} s per wait): "
+                                "start it with `nightgrade serve` or check --server; a daemon that refused our "
+                                "Curve key also looks like this")
 
     def _await_render(self, request_id: str, cancel: threading.Event | None) -> P.Message | None:
         sent, idle, cancelling = time.monotonic(), 0, False
@@ -345,11 +350,23 @@ class Client:
 
     def _sock(self) -> zmq.Socket:
         if self._socket is None:
+            # keys are read before the socket exists: an error with a socket open would make
+            # close() hang in the context's termination
+            check_endpoint(self.endpoint)  # ZeroMQ accepts tcp://host:99999 and then waits forever
+            keys = client_keys(self.curve) if self.curve is not None else None
             socket = self._context.socket(zmq.DEALER)
             socket.linger = 0
-            if self.curve is not None:
-                configure_client(socket, self.curve)
-            socket.connect(self.endpoint)
+            try:
+                if keys is not None:
+                    socket.curve_serverkey, socket.curve_publickey, socket.curve_secretkey = keys
+                socket.connect(self.endpoint)
+            except zmq.ZMQError as err:
+                socket.close(linger=0)
+                raise UsageError(f"cannot connect to {self.endpoint!r}: {err.strerror}; use tcp://HOST:PORT "
+                                 "or ipc://PATH") from None
+            except BaseException:
+                socket.close(linger=0)
+                raise
             self._socket = socket
         return self._socket
 

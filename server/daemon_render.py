@@ -33,6 +33,7 @@ import numpy as np
 from nightgrade.colorpipeline import color
 from nightgrade.colorpipeline.controls import Controls
 from nightgrade.colorpipeline.errors import ColorError, ModelError, UsageError
+from nightgrade.colorpipeline.finite import CLAMP, NonFinite, replace_nonfinite
 from nightgrade.colorpipeline.temporal import TemporalConfig
 from nightgrade.colorpipeline.temporal_window import PairFlows, smooth_frame
 from nightgrade.colorpipeline.tiles import TileConfig
@@ -110,6 +111,7 @@ class RenderWork:
     enhanced: dict[str, np.ndarray] = field(default_factory=dict)
     missing: dict[str, np.ndarray] = field(default_factory=dict)
     passes: int = 0
+    nonfinite: NonFinite = NonFinite()
     started: float = field(default_factory=time.perf_counter)
 
     def provide(self, key: str, output: np.ndarray, counted: bool) -> None:
@@ -124,9 +126,9 @@ def prepare(req: proto.Render, ctx: PictureContext, cache: FrameCache) -> Render
     BAD_BUFFER (digest) or NEED_FRAMES (a neighbour neither cached nor attached)."""
     args = (req.width, req.height, req.channels, req.format, req.row_bytes)
     proto.check_digest(req.buffers[0], *args, req.digest)
-    centre = proto.buffer_to_array(req.buffers[0], *args)
+    centre, found = replace_nonfinite(proto.buffer_to_array(req.buffers[0], *args))  # NaN would spread over tiles
     working, in_range, excess = working_rgb(_rgb(centre), ctx.colours)
-    work = RenderWork(req, ctx, centre, working, excess, {0: ctx.key(req.digest)})
+    work = RenderWork(req, ctx, centre, working, excess, {0: ctx.key(req.digest)}, nonfinite=found)
     _look_up(work, work.keys[0], in_range, cache)
     if not (req.params.temporal and req.params.radius > 0):
         return work
@@ -144,7 +146,8 @@ def prepare(req: proto.Render, ctx: PictureContext, cache: FrameCache) -> Render
             need.append(neighbour.digest)
             continue
         proto.check_digest(buffer, *args, neighbour.digest)
-        work.missing[key] = working_rgb(_rgb(proto.buffer_to_array(buffer, *args)), ctx.colours)[1]
+        pixels, _ = replace_nonfinite(proto.buffer_to_array(buffer, *args))
+        work.missing[key] = working_rgb(_rgb(pixels), ctx.colours)[1]
     if need:
         raise proto.ProtocolError(proto.NEED_FRAMES, f"the daemon does not hold {len(need)} neighbour frame(s) of "
                                   f"frame {req.frame}: attach their pixels (ask with HAVE first)", req.id, need=need)
@@ -180,7 +183,11 @@ def finish(work: RenderWork, cache: FrameCache, flows: PairFlows) -> tuple[dict,
     header = {"frame": req.frame, "window": [x0, y0, x1, y1], "width": x1 - x0, "height": y1 - y0,
               "channels": req.channels, "format": req.format, "row_bytes": row_bytes,
               "colorspace": ctx.colours.output, "model": ctx.model.digest, "generator_passes": work.passes,
-              "frames_averaged": round(averaged, 4), "seconds": round(time.perf_counter() - work.started, 4)}
+              "frames_averaged": round(averaged, 4), "seconds": round(time.perf_counter() - work.started, 4),
+              "nonfinite": {"nan": work.nonfinite.nan, "inf": work.nonfinite.inf}}
+    if work.nonfinite.total:
+        header["warning"] = (f"the frame held {work.nonfinite.describe()}: NaN replaced by 0, Inf clamped to "
+                             f"+-{CLAMP:g} before enhancing")
     return header, buffer
 
 

@@ -19,7 +19,6 @@ from typing import Any
 
 from nightgrade.colorpipeline import color
 from nightgrade.colorpipeline.errors import ServiceError
-from nightgrade.colorpipeline.imageio import write_frame
 from nightgrade.colorpipeline.sequence import resolve_input
 from nightgrade.colorpipeline.temporal import TemporalConfig, window_offsets
 from nightgrade.server import protocol as proto
@@ -50,7 +49,9 @@ def render_remote(opts: RenderOptions, server: ServerOptions, window: TemporalCo
     requested = resolve_input(opts.input, opts.frames)
     first, last = window_extent(requested, window.radius) if window else (requested.frames[0], requested.frames[-1])
     widened = (first, last) != (requested.frames[0], requested.frames[-1])
-    plan = plan_sequence(opts, f"{first}-{last}" if widened else None)
+    plan = plan_sequence(opts, f"{first}-{last}" if widened else None, made_by={
+        "model": f"daemon model {server.model or 'default'}",
+        "temporal": None if window is None else {"radius": window.radius, "max_motion": window.max_motion}})
     config = color.ColorConfig(opts.ocio_config)
     source, output, rule = input_output_colorspaces(opts, plan.spec.path_for(plan.spec.frames[0]), config,
                                                     plan.outputs[0], plan.write_options)
@@ -81,7 +82,7 @@ def render_remote(opts: RenderOptions, server: ServerOptions, window: TemporalCo
             request = RenderRequest(clip=plan.spec.display_pattern, frame=t, scale=opts.scale, model=server.model,
                                     colorspace=source, output_colorspace=output, params=params)
             result = client.render_frame(request, sources[t], {t + k: sources[t + k] for k in offsets})
-            write_frame(out_path, frames[t].with_rgb(result.pixels).with_colorspace(output), plan.write_options)
+            plan.write(out_path, t, frames[t].with_rgb(result.pixels).with_colorspace(output))
             passes += result.generator_passes
             averaged.append(result.frames_averaged)
             model = result.model

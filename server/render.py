@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,16 +29,20 @@ import numpy as np
 import OpenImageIO as oiio
 
 from nightgrade.colorpipeline import color
+from nightgrade.colorpipeline.atomic import remove_stale_temps
 from nightgrade.colorpipeline.controls import Controls, apply_controls
 from nightgrade.colorpipeline.errors import OutputError, UsageError
+from nightgrade.colorpipeline.finite import NonFinite, finite_output, replace_nonfinite
 from nightgrade.colorpipeline.frame import Frame, depth_of
 from nightgrade.colorpipeline.imageio import (SequenceInfo, WriteOptions, check_output, output_depth,
                                               probe_sequence, read_frame, read_header, write_frame)
 from nightgrade.colorpipeline.sequence import SequenceSpec, output_path_for, resolve_input
 from nightgrade.colorpipeline.tiles import TileConfig, plan_tiles
+from nightgrade.models.checkpoint import read_meta
 from nightgrade.models.engine import Engine, EngineConfig
 from nightgrade.server.defaults import resolve_weights
 from nightgrade.server.farm_resume import completed_frames, expected_output
+from nightgrade.server.render_record import mismatch, normalised, with_record
 from nightgrade.server.progress import TileProgress
 
 
@@ -67,6 +72,7 @@ class RenderOptions:
     compression: str | None = None
     compile: bool = False
     overwrite: bool = False
+    strict: bool = False  # refuse frames with NaN/Inf values instead of replacing them (colorpipeline.finite)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.scale <= 1.0:
@@ -188,7 +194,7 @@ def finish_rgb(enhanced: np.ndarray, working: np.ndarray, excess: np.ndarray, co
     out = color.restore_highlights(enhanced, excess)
     if mix != 1.0:
         out = mix * out + (1.0 - mix) * working
-    return color.convert(out, colours.working, colours.output, colours.config)
+    return finite_output(color.convert(out, colours.working, colours.output, colours.config))
 
 
 def enhance_frame(frame: Frame, engine: Engine, colours: ColourPlan, tiles: TileConfig, mix: float,
@@ -206,6 +212,7 @@ def _make_output_folder(path: str) -> None:
         os.makedirs(folder, exist_ok=True)
     except OSError as err:
         raise OutputError(f"cannot create output folder {folder}: {err.strerror}; check the path and permissions")
+    remove_stale_temps(folder)  # temp files of a render killed mid-write (SIGKILL skips its cleanup)
 
 
 def _proxy(frame: Frame, scale: float, config: color.ColorConfig, input_space: str) -> Frame:
@@ -239,6 +246,9 @@ class SequencePlan:
     width: int
     height: int
     done: frozenset[int]
+    nonfinite: dict[int, NonFinite]  # frames read so far that held NaN/Inf, what was replaced
+    settings: dict[str, Any]  # what decides the pixels, recorded in each frame's header (render_record)
+    redo: dict[int, str]  # complete frames made differently (or unrecorded): rendered again, and why
 
     @property
     def pending(self) -> tuple[tuple[int, str], ...]:
@@ -246,10 +256,21 @@ class SequencePlan:
         return tuple((f, path) for f, path in zip(self.output_frames, self.outputs) if f not in self.done)
 
     def read(self, frame_number: int, config: color.ColorConfig, input_space: str) -> Frame:
-        """One input frame, checked against the sequence and resized for proxies (in linear light, from
+        """One input frame, checked against the sequence, its NaN/Inf values replaced (and counted in
+        ``nonfinite``; NonFiniteError in strict mode) and resized for proxies (in linear light, from
         ``input_space`` of ``config``)."""
-        return _proxy(read_frame(self.spec.path_for(frame_number), frame=frame_number, expect=self.info),
-                      self.opts.scale, config, input_space)
+        path = self.spec.path_for(frame_number)
+        frame = read_frame(path, frame=frame_number, expect=self.info)
+        pixels, found = replace_nonfinite(frame.pixels, f"frame {frame_number} ({path})", self.opts.strict)
+        if found.total:
+            self.nonfinite[frame_number] = found
+            frame = dataclasses.replace(frame, pixels=pixels)
+        return _proxy(frame, self.opts.scale, config, input_space)
+
+    def write(self, path: str, frame_number: int, frame: Frame) -> None:
+        """Write an output frame with the record of what made it in its header (``render_record``)."""
+        settings = self.settings | {"source": os.path.realpath(self.spec.path_for(frame_number))}
+        write_frame(path, with_record(frame, path, settings), self.write_options)
 
     def summary(self, seconds: float, frames_written: int) -> dict[str, Any]:
         """The JSON-able summary of what a render of this plan did with the files."""
@@ -259,6 +280,8 @@ class SequencePlan:
             "frames_written": frames_written, "frames_skipped": len(self.done), "seconds": round(seconds, 3),
             "frames_per_second": round(frames_written / seconds, 4) if seconds > 0 else 0.0,
             "width": self.width, "height": self.height, "scale": self.opts.scale,
+            "nonfinite": _nonfinite_summary(self.nonfinite), "frames_rerendered": len(self.redo),
+            "rerender_reason": next((f"frame {f}: {why}" for f, why in sorted(self.redo.items())), None),
         }
 
 
@@ -289,12 +312,16 @@ class RenderSetup(SequencePlan):
         }
 
 
-def plan_sequence(opts: RenderOptions, frames: str | None = None) -> SequencePlan:
+def plan_sequence(opts: RenderOptions, frames: str | None = None,
+                  made_by: Mapping[str, Any] | None = None) -> SequencePlan:
     """Check all input headers (missing frames, size changes) and the output path and format,
-    and find the outputs already complete (none with ``opts.overwrite``).
+    and find the outputs already complete and made with the same settings (none with
+    ``opts.overwrite``; ``render_record``).
 
     ``frames`` overrides ``opts.frames`` for the sequence probed (a temporal render probes the
     handle frames around the requested range too); outputs are planned for ``opts.frames`` only.
+    ``made_by``: settings beyond ``opts`` that decide the pixels (``temporal``; ``model`` for a
+    daemon render, else the weights' digest is used).
     """
     spec: SequenceSpec = resolve_input(opts.input, opts.frames if frames is None else frames)
     requested = spec if frames is None else resolve_input(opts.input, opts.frames)
@@ -304,9 +331,36 @@ def plan_sequence(opts: RenderOptions, frames: str | None = None) -> SequencePla
     _make_output_folder(outputs[0])
     check_output(outputs[0], write_options, info)
     height, width = max(1, round(info.height * opts.scale)), max(1, round(info.width * opts.scale))
-    done = frozenset() if opts.overwrite else completed_frames(
+    settings = _settings(opts, spec.path_for(spec.frames[0]), made_by or {}, outputs[0], write_options)
+    complete = frozenset() if opts.overwrite else completed_frames(
         requested.frames, outputs, expected_output(outputs[0], read_header(info.reference), opts.scale))
-    return SequencePlan(opts, spec, info, requested.frames, outputs, write_options, width, height, done)
+    redo = {}
+    for frame, path in zip(requested.frames, outputs):
+        why = mismatch(path, settings | {"source": os.path.realpath(spec.path_for(frame))}) \
+            if frame in complete else None
+        if why is not None:
+            redo[frame] = why
+    return SequencePlan(opts, spec, info, requested.frames, outputs, write_options, width, height,
+                        complete - frozenset(redo), {}, settings, redo)
+
+
+def _settings(opts: RenderOptions, first_path: str, made_by: Mapping[str, Any], output_path: str,
+              write_options: WriteOptions) -> dict[str, Any]:
+    """What decides an output frame's pixels besides its source (``render_record``)."""
+    config = color.ColorConfig(opts.ocio_config)
+    source, output, _why = input_output_colorspaces(opts, first_path, config, output_path, write_options)
+    model = made_by.get("model") or read_meta(resolve_weights(opts.weights)).digest
+    return normalised({
+        "model": model, "colorspaces": [source, output], "ocio": color.config_source(opts.ocio_config)[0],
+        "mix": opts.mix, "controls": dataclasses.asdict(opts.controls), "scale": opts.scale,
+        "tile": [opts.tile, opts.region, opts.stride],
+        "bit_depth": opts.bit_depth, "compression": opts.compression, "temporal": made_by.get("temporal"),
+    })
+
+
+def _nonfinite_summary(found: dict[int, NonFinite]) -> dict[str, Any]:
+    total = sum(found.values(), NonFinite())
+    return {"frames": sorted(found), "nan": total.nan, "inf": total.inf}
 
 
 def load_engine(opts: RenderOptions) -> Engine:
@@ -348,7 +402,8 @@ def render_sequence(opts: RenderOptions, show_progress: bool = True, engine: Eng
         for frame_number, out_path in pending:
             frame = setup.read(frame_number)
             progress.start_frame(frame_number)
-            write_frame(out_path, enhance_frame(frame, setup.engine, setup.colours, setup.tiles, opts.mix,
-                                                progress.tiles_done, opts.controls, opts.scale), setup.write_options)
+            setup.write(out_path, frame_number, enhance_frame(frame, setup.engine, setup.colours, setup.tiles,
+                                                              opts.mix, progress.tiles_done, opts.controls,
+                                                              opts.scale))
             progress.end_frame()
     return setup.summary(time.perf_counter() - started, len(pending))
