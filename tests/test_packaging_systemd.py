@@ -43,10 +43,15 @@ def test_installer_writes_unit_and_settings_and_exec_start_runs_nightgrade(tmp_p
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0 and "usage: nightgrade serve" in run.stdout
 
+    # the user edits the settings; a reinstall must keep the edit, not write the defaults again
+    env_file = tmp_path / ".config/nightgrade/daemon.env"
+    edited = env_file.read_text().replace("--bind tcp://127.0.0.1:5557", "--bind tcp://127.0.0.1:6001 --cache-mb 64")
+    assert edited != env_file.read_text()
+    env_file.write_text(edited)
     again = subprocess.run(["sh", str(ROOT / "packaging/systemd/install-user-service.sh"), str(NIGHTGRADE)],
                            env=env, capture_output=True, text=True, timeout=60)
-    assert again.returncode == 0  # a reinstall keeps the user's settings
-    assert _env_file(tmp_path / ".config/nightgrade/daemon.env") == settings
+    assert again.returncode == 0
+    assert _env_file(env_file)["NIGHTGRADE_SERVE_ARGS"] == "--bind tcp://127.0.0.1:6001 --cache-mb 64"
 
 
 def test_installer_refuses_a_missing_executable(tmp_path: Path) -> None:
