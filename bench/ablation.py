@@ -14,11 +14,14 @@ import sys
 import tempfile
 
 from nightgrade.models.checkpoint import read_meta
+from _common import REPO_ROOT, write_section
+
 from nightgrade.server import evaluate
 from nightgrade.server.cli import main as cli_main
 from nightgrade.server.model_checks import tile_difference
 from nightgrade.server.model_methods import engine_method
 
+QUALITY_PATH = REPO_ROOT / "docs" / "quality.md"
 SECTION = "## Ablation at equal budget (issue 14, item 7)"
 VARIANTS = {"6-ch, no norm (shipped design)": [], "3-ch, no norm": ["--no-region"],
             "6-ch, per-tile InstanceNorm": ["--norm", "instance"]}
@@ -57,12 +60,7 @@ def main() -> int:
     text = "\n".join(lines) + "\n"
     print(text)
     if args.write_docs:
-        path = os.path.join(os.path.dirname(__file__), "..", "docs", "quality.md")
-        with open(path) as f:
-            doc = f.read()
-        head = doc.split(SECTION)[0].rstrip("\n")
-        with open(path, "w") as f:
-            f.write(head + "\n\n" + text)
+        write_section(SECTION, text.split("\n", 1)[1], QUALITY_PATH)
     return 0
 
 

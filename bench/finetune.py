@@ -22,12 +22,15 @@ import time
 import cv2
 import numpy as np
 
+from _common import REPO_ROOT, write_section
+
 from nightgrade.server import evaluate
 from nightgrade.server.cli import main as cli_main
 from nightgrade.server.defaults import resolve_weights
 from nightgrade.server.model_methods import engine_method
 from nightgrade.server.sample_data import _video_path, data_file, read_video_frames
 
+QUALITY_PATH = REPO_ROOT / "docs" / "quality.md"
 SECTION = "## Fine-tuning on a user's own footage (issue 14, item 6)"
 
 
@@ -82,17 +85,7 @@ def main() -> int:
     text = "\n".join(lines) + "\n"
     print(text)
     if args.write_docs:
-        path = os.path.join(os.path.dirname(__file__), "..", "docs", "quality.md")
-        with open(path) as f:
-            doc = f.read()
-        if SECTION in doc:
-            head, _, rest = doc.partition(SECTION)
-            tail = rest[rest.find("\n## ") + 1:] if "\n## " in rest else ""
-            doc = head + text + ("\n" + tail if tail else "")
-        else:
-            doc = doc.rstrip("\n") + "\n\n" + text
-        with open(path, "w") as f:
-            f.write(doc)
+        write_section(SECTION, text.split("\n", 1)[1], QUALITY_PATH)
     return 0
 
 

@@ -91,3 +91,16 @@ def load_train_state(path: str | os.PathLike[str], nets: dict[str, torch.nn.Modu
         optimizer.load_state_dict({"state": state, "param_groups": meta["optimizers"][name]["param_groups"]})
     extra = {k[len("extra/"):]: v for k, v in tensors.items() if k.startswith("extra/")}
     return extra, meta
+
+
+def check_same_settings(path: str | os.PathLike[str], current: dict[str, Any], may_change: set[str]) -> None:
+    """UsageError naming the settings that differ between the run saved at ``path`` and ``current``
+    (a resumed run must be the same run; only ``may_change`` keys, such as the budget, may differ)."""
+    from nightgrade.colorpipeline.errors import UsageError
+
+    saved = {k: v for k, v in read_train_meta(path)["config"].items() if k not in may_change}
+    now = {k: v for k, v in current.items() if k not in may_change}
+    if saved != now:
+        changed = sorted(k for k in now if saved.get(k) != now[k])
+        raise UsageError(f"--resume with different settings ({', '.join(changed)}); use the original ones")
+

@@ -34,7 +34,7 @@ from nightgrade.models.networks import (DiscriminatorConfig, GeneratorConfig, bu
 from nightgrade.models.patches import load_domain, sample_patches
 from nightgrade.models.perceptual import PerceptualConfig, load_feature_network
 from nightgrade.models.train_report import TrainReport
-from nightgrade.models.train_state import load_train_state, read_train_meta, save_train_state
+from nightgrade.models.train_state import check_same_settings, load_train_state, save_train_state
 
 
 @dataclass(frozen=True)
@@ -209,12 +209,7 @@ class Trainer:
         save_train_state(path, self.nets, self.optimizers, extra, meta)
 
     def resume(self, path: Path) -> None:
-        meta = read_train_meta(path)
-        saved = {k: v for k, v in meta["config"].items() if k not in _RESUMABLE_CHANGES}
-        current = {k: v for k, v in dataclasses.asdict(self.cfg).items() if k not in _RESUMABLE_CHANGES}
-        if saved != current:
-            changed = sorted(k for k in current if saved.get(k) != current[k])
-            raise UsageError(f"--resume with different settings ({', '.join(changed)}); use the original ones")
+        check_same_settings(path, dataclasses.asdict(self.cfg), _RESUMABLE_CHANGES)
         extra, meta = load_train_state(path, self.nets, self.optimizers)
         self.step_index = int(meta["step"])
         self.rng.bit_generator.state = meta["numpy_rng"]

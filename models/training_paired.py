@@ -31,7 +31,7 @@ from nightgrade.colorpipeline.lowlight import CameraRanges
 from nightgrade.models.checkpoint import CheckpointMeta, TileSpec, load_checkpoint, save_checkpoint
 from nightgrade.models.networks import GeneratorConfig, build_generator
 from nightgrade.models.paired_data import find_clean_frames, frame_height, load_clean, make_frames
-from nightgrade.models.train_state import load_train_state, read_train_meta, save_train_state
+from nightgrade.models.train_state import check_same_settings, load_train_state, save_train_state
 
 MODES = ("paired",)
 
@@ -71,7 +71,8 @@ class PairedConfig:
             raise UsageError("local and infer_local must be multiples of 8")
         if frame_height(self.frame_side) <= self.region // 2 or min(self.steps, self.frames_per_step,
                                                                   self.crops_per_frame) < 1:
-            raise UsageError("frame_side must exceed local + region / 2; steps and batch sizes must be >= 1")
+            raise UsageError("the training frame (frame_side x 9/16) must be taller than half the region, and "
+                             "steps and batch sizes must be at least 1")
 
     def generator_config(self) -> GeneratorConfig:
         return GeneratorConfig(in_channels=6 if self.region_input else 3, ngf=self.ngf, n_blocks=self.n_blocks,
@@ -100,8 +101,9 @@ class PairedTrainer:
     def _initialise(self, path: str) -> None:
         loaded = load_checkpoint(path)
         if loaded.meta.generator != self.generator.config:
-            raise UsageError(f"--init {path} has a different architecture than this run; "
-                             "use the same --ngf/--n-blocks/--n-downsample as the checkpoint")
+            raise UsageError(f"the initial checkpoint {path} has a different architecture than this run "
+                             f"({loaded.meta.generator} vs {self.generator.config}); train with the checkpoint's "
+                             "width, blocks and downsampling")
         self.generator.load_state_dict(loaded.generator.state_dict())
 
     def learning_rate(self, step: int) -> float:
@@ -134,12 +136,7 @@ class PairedTrainer:
                          {"torch_rng": torch.get_rng_state()}, meta)
 
     def resume(self, path: Path) -> None:
-        meta = read_train_meta(path)
-        saved = {k: v for k, v in meta["config"].items() if k not in _RESUMABLE}
-        current = {k: v for k, v in dataclasses.asdict(self.cfg).items() if k not in _RESUMABLE}
-        if saved != current:
-            changed = sorted(k for k in current if saved.get(k) != current[k])
-            raise UsageError(f"--resume with different settings ({', '.join(changed)}); use the original ones")
+        check_same_settings(path, dataclasses.asdict(self.cfg), _RESUMABLE)
         extra, meta = load_train_state(path, {"G": self.generator}, {"G": self.optimizer})
         self.step_index = int(meta["step"])
         self.rng.bit_generator.state = meta["numpy_rng"]
