@@ -51,6 +51,9 @@ def _add_enhance(sub: argparse._SubParsersAction) -> None:
                                        "(default: the input's where the format allows it, else the format's)")
     p.add_argument("--compression", help="EXR/TIFF compression, e.g. zip, piz, dwaa, none")
     p.add_argument("--compile", action="store_true", help="torch.compile the generator (slow start, faster frames)")
+    p.add_argument("--backend",
+                   help="what runs the generator: torch (default), compile (= --compile), or the model exported "
+                        "to ONNX and run by onnxruntime or openvino (CPU; exported once, cached)")
     p.add_argument("--overwrite", action="store_true",
                    help="render every frame; by default output frames that exist and are complete (size, "
                         "channels, readable) are kept, so a stopped render resumes")
@@ -112,6 +115,7 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
         ocio_config=args.ocio_config, scale=args.scale, tile=args.tile, region=args.region,
         stride=args.stride, batch=args.batch, device=args.device, mix=args.mix,
         bit_depth=args.bit_depth, compression=args.compression, compile=args.compile, overwrite=args.overwrite,
+        backend=_backend(args),
     )
     show_progress = not (args.quiet or args.json)
     farm = [flag for name, flag in _FARM_FLAGS.items() if getattr(args, name) is not None]
@@ -158,7 +162,15 @@ def _render_ray(opts: RenderOptions, args: argparse.Namespace, show_progress: bo
     return render_on_ray(opts, cfg, _temporal_config(args) if args.temporal else None, show_progress)
 
 
-_LOCAL_ONLY = {"weights": "--weights (use --model)", "batch": "--batch", "compile": "--compile",
+def _backend(args: argparse.Namespace) -> str:
+    from nightgrade.colorpipeline.errors import UsageError
+
+    if args.compile and args.backend not in (None, "torch", "compile"):
+        raise UsageError(f"--compile and --backend {args.backend} each choose what runs the generator: pick one")
+    return "torch" if args.backend is None or args.compile else args.backend
+
+
+_LOCAL_ONLY = {"weights": "--weights (use --model)", "batch": "--batch", "compile": "--compile", "backend": "--backend",
                "cache_mb": "--cache-mb", "cache_dir": "--cache-dir", "stride": "--stride"}
 
 

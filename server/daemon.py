@@ -58,6 +58,7 @@ class DaemonConfig:
     weights: tuple[str, ...] = ()
     device: str = "auto"
     batch: int | None = None
+    backend: str = "torch"
     cache_mb: int = 4096
     cache_dir: str | None = None
     flow_cache_mb: int = 1024
@@ -105,7 +106,8 @@ class Daemon:
         self.cfg = cfg
         self.colours = color.ColorConfig(cfg.ocio_config)
         color.load_config(cfg.ocio_config)  # a bad config fails now, not on the first request
-        self.models = ModelSet(cfg.weights, EngineConfig(device=cfg.device, batch_size=cfg.batch), self.colours)
+        engine_config = EngineConfig(device=cfg.device, batch_size=cfg.batch, backend=cfg.backend)
+        self.models = ModelSet(cfg.weights, engine_config, self.colours)
         self.cache = FrameCache(cfg.cache_mb * MB, cfg.cache_dir)
         self.flows = PairFlows(FlowConfig(), budget_bytes=cfg.flow_cache_mb * MB)
         self.scheduler = Scheduler(cfg.max_queue)

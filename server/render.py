@@ -60,6 +60,7 @@ class RenderOptions:
     compression: str | None = None
     compile: bool = False
     overwrite: bool = False
+    backend: str = "torch"
 
     def __post_init__(self) -> None:
         if not 0.0 < self.scale <= 1.0:
@@ -262,7 +263,7 @@ def plan_sequence(opts: RenderOptions, frames: str | None = None) -> SequencePla
 def load_engine(opts: RenderOptions) -> Engine:
     """The generator of a render: ``opts.weights`` (else the shipped model) placed per ``opts``."""
     return Engine.from_checkpoint(resolve_weights(opts.weights), EngineConfig(
-        device=opts.device, batch_size=opts.batch, compile=opts.compile))
+        device=opts.device, batch_size=opts.batch, compile=opts.compile, backend=opts.backend))
 
 
 def prepare_render(opts: RenderOptions, frames: str | None = None, engine: Engine | None = None) -> RenderSetup:
