@@ -217,9 +217,9 @@ class Daemon:
         now = time.monotonic()
         deadline = None if req.deadline_ms is None else now + req.deadline_ms / 1000.0
         job = Job(peer=peer, request_id=req.id, priority=req.priority, received=now, deadline=deadline,
-                  group=(ctx.model.digest, ctx.tiles), payload=(req, ctx, envelope))
+                  group=(ctx.model.digest, ctx.tiles), payload=(req, ctx, envelope), lane=req.clip)
         try:
-            self.scheduler.submit(job)
+            self.scheduler.submit(job, supersede=req.supersede)
         except DuplicateJob as err:
             raise proto.ProtocolError(proto.BAD_MESSAGE, str(err), req.id, field="id") from None
         except QueueFull:
@@ -378,7 +378,7 @@ class Daemon:
 
 
 def _drop_reply(job: Job, code: str) -> dict:
-    why = "cancelled by the client" if code == proto.CANCELLED_CODE else "its deadline passed before it was done"
+    why = "cancelled by the client (CANCEL, or a newer request of its clip with supersede)" if code == proto.CANCELLED_CODE else "its deadline passed before it was done"
     return proto.error_reply(job.request_id, code, f"request {job.request_id} was dropped: {why}")
 
 
