@@ -9,6 +9,7 @@ are optional packages; asking for one that is not installed, or whose export fai
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Callable
 
 import numpy as np
@@ -17,8 +18,13 @@ import torch
 from nightgrade.models.networks import Generator
 from nightgrade.models.onnx_export import INPUT_NAME, BackendUnavailableError, exported_model
 
-BACKENDS = ("torch", "compile", "onnxruntime", "openvino")
+BACKENDS = ("auto", "torch", "compile", "onnxruntime", "openvino")
 ONNX_BACKENDS = ("onnxruntime", "openvino")
+# ``auto`` on a CPU: the first of these whose package is installed, fastest first as measured on the
+# shipped model (docs/benchmarks.md, "Inference backends"); eager PyTorch when none is, and on GPUs.
+AUTO_CPU_ORDER = ("openvino", "onnxruntime")
+
+log = logging.getLogger("nightgrade.models")
 # The pip packages each optional backend imports: the runtime, and onnx for torch's exporter.
 _PACKAGES = {"onnxruntime": ("onnxruntime", "onnx"), "openvino": ("openvino", "onnx")}
 
@@ -76,12 +82,33 @@ def _openvino(generator: Generator) -> TileForward:
     return _numpy_forward(lambda x: np.array(request.infer({0: x})[0], copy=True))
 
 
-def tile_forward(backend: str, generator: Generator, device: torch.device) -> TileForward:
-    """The tile-batch callable of ``backend`` for ``generator`` placed on ``device``.
+def resolve_backend(backend: str, device: torch.device) -> str:
+    """``backend``, or for ``auto`` the fastest one installed for ``device``."""
+    if backend != "auto":
+        return backend
+    if device.type == "cpu":
+        return next((name for name in AUTO_CPU_ORDER if backend_available(name)), "torch")
+    return "torch"
+
+
+def tile_forward(backend: str, generator: Generator, device: torch.device) -> tuple[str, TileForward]:
+    """The backend actually used and its tile-batch callable for ``generator`` on ``device``.
 
     UsageError for an unknown name; BackendUnavailableError when an ONNX backend is asked for on
-    a GPU, its package is missing, or the generator cannot be exported.
+    a GPU, its package is missing, or the generator cannot be exported. ``auto`` never raises for
+    these: a failed export falls back to eager PyTorch with a logged warning.
     """
+    if backend == "auto":
+        chosen = resolve_backend(backend, device)
+        try:
+            return chosen, _forward(chosen, generator, device)
+        except BackendUnavailableError as err:
+            log.warning("the %s backend cannot run this model (%s); using torch", chosen, err)
+            return "torch", generator
+    return backend, _forward(backend, generator, device)
+
+
+def _forward(backend: str, generator: Generator, device: torch.device) -> TileForward:
     if backend not in BACKENDS:
         raise BackendUnavailableError(f"unknown inference backend {backend!r}: use one of {', '.join(BACKENDS)}")
     if backend == "torch":

@@ -48,8 +48,8 @@ class EngineConfig:
     precision: ``fp32``, ``bf16``, ``fp16`` (autocast) or ``auto`` (bf16/fp16 on CUDA, fp32 on CPU).
     channels_last: None means on for CUDA, off for CPU.
     compile: wrap the generator in ``torch.compile`` (slow first batch, faster afterwards).
-    backend: what runs the tile batches, one of ``models.backends.BACKENDS``; ``compile=True`` is
-        the same as ``backend="compile"``.
+    backend: what runs the tile batches, one of ``models.backends.BACKENDS`` (``auto``: the fastest
+        installed, see there); ``compile=True`` is the same as ``backend="compile"``.
     """
 
     device: str = "auto"
@@ -73,7 +73,7 @@ class EngineConfig:
             raise UsageError("channels_last must be true, false or unset and compile true or false")
         if self.backend not in BACKENDS:
             raise UsageError(f"unknown inference backend {self.backend!r}: use one of {', '.join(BACKENDS)}")
-        if self.compile and self.backend not in ("torch", "compile"):
+        if self.compile and self.backend not in ("auto", "torch", "compile"):
             raise UsageError(f"compile and the {self.backend} backend each choose what runs the generator: pick one")
 
     @property
@@ -193,8 +193,7 @@ class Engine:
         if self.channels_last:
             generator = generator.to(memory_format=torch.channels_last)
         self.generator = generator
-        self._forward: Callable[[torch.Tensor], torch.Tensor] = tile_forward(
-            config.backend_name, generator, self.device)
+        self.backend, self._forward = tile_forward(config.backend_name, generator, self.device)
         self._batch_sizes: dict[int, int] = {}
 
     @classmethod
@@ -251,7 +250,7 @@ class Engine:
         for start in range(0, n, step):
             stop = min(n, start + step)
             chunk = np.ascontiguousarray(batch[start:stop, :cin], dtype=np.float32)
-            if self.config.backend_name == "compile" and stop - start < step:
+            if self.backend == "compile" and stop - start < step:
                 # pad the last chunk: a new batch size would trigger a recompile
                 chunk = np.concatenate([chunk, np.zeros((step - (stop - start), *chunk.shape[1:]), np.float32)])
             out[start:stop] = self._forward_numpy(chunk)[: stop - start]

@@ -52,8 +52,9 @@ def _add_enhance(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--compression", help="EXR/TIFF compression, e.g. zip, piz, dwaa, none")
     p.add_argument("--compile", action="store_true", help="torch.compile the generator (slow start, faster frames)")
     p.add_argument("--backend",
-                   help="what runs the generator: torch (default), compile (= --compile), or the model exported "
-                        "to ONNX and run by onnxruntime or openvino (CPU; exported once, cached)")
+                   help="what runs the generator: auto (default: the fastest installed for the device), torch, "
+                        "compile (= --compile), or the model exported to ONNX and run by onnxruntime or openvino "
+                        "(CPU; exported once, cached)")
     p.add_argument("--overwrite", action="store_true",
                    help="render every frame; by default output frames that exist and are complete (size, "
                         "channels, readable) are kept, so a stopped render resumes")
@@ -167,7 +168,7 @@ def _backend(args: argparse.Namespace) -> str:
 
     if args.compile and args.backend not in (None, "torch", "compile"):
         raise UsageError(f"--compile and --backend {args.backend} each choose what runs the generator: pick one")
-    return "torch" if args.backend is None or args.compile else args.backend
+    return "torch" if args.compile else args.backend or "auto"
 
 
 _LOCAL_ONLY = {"weights": "--weights (use --model)", "batch": "--batch", "compile": "--compile", "backend": "--backend",

@@ -58,7 +58,7 @@ class DaemonConfig:
     weights: tuple[str, ...] = ()
     device: str = "auto"
     batch: int | None = None
-    backend: str = "torch"
+    backend: str = "auto"
     cache_mb: int = 4096
     cache_dir: str | None = None
     flow_cache_mb: int = 1024

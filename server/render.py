@@ -60,7 +60,7 @@ class RenderOptions:
     compression: str | None = None
     compile: bool = False
     overwrite: bool = False
-    backend: str = "torch"
+    backend: str = "auto"
 
     def __post_init__(self) -> None:
         if not 0.0 < self.scale <= 1.0:

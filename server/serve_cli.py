@@ -22,9 +22,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="checkpoints to serve (default: the shipped model); the first is the default model")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default auto)")
     p.add_argument("--batch", type=int, help="tiles per generator batch (default: from memory budget)")
-    p.add_argument("--backend", default="torch",
-                   help="what runs the generator: torch (default), compile, onnxruntime or openvino (CPU); "
-                        "an unavailable one falls back to torch with a warning")
+    p.add_argument("--backend", default="auto",
+                   help="what runs the generator: auto (default: the fastest installed for the device), torch, "
+                        "compile, onnxruntime or openvino (CPU); an unavailable one falls back to torch with a warning")
     p.add_argument("--cache-mb", type=int, default=4096, help="memory for enhanced frames in MB (default 4096)")
     p.add_argument("--cache-dir", help="disk tier for enhanced frames (EXR), shared with farm renders")
     p.add_argument("--max-queue", type=int, default=64, help="requests waiting before BUSY answers (default 64)")

@@ -1,6 +1,7 @@
 """Shared fixtures: a tiny random-init checkpoint and writers for synthetic frame sequences."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,15 @@ from nightgrade.models.checkpoint import CheckpointMeta, TileSpec, save_checkpoi
 from nightgrade.models.networks import GeneratorConfig, build_generator
 
 TINY = GeneratorConfig(ngf=8, n_blocks=2)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_model_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Models exported for the ONNX backends (the CLI's and daemon's default on a CPU) go to a
+    folder of this test run, not the user's cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+        yield
 
 
 @pytest.fixture(scope="session")
