@@ -15,7 +15,7 @@ from tests.conftest import TINY, write_image
 from nightgrade.colorpipeline import color
 from nightgrade.colorpipeline.errors import UsageError
 from nightgrade.colorpipeline.tiles import TileConfig
-from nightgrade.models import onnx_export
+from nightgrade.models import backends, onnx_export
 from nightgrade.models.backends import tile_forward
 from nightgrade.models.checkpoint import TileSpec
 from nightgrade.models.engine import Engine, EngineConfig
@@ -152,3 +152,29 @@ def test_cache_folder_follows_xdg_cache_home(monkeypatch: pytest.MonkeyPatch, tm
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert onnx_export.cache_folder() == tmp_path / "home" / ".cache" / "nightgrade" / "onnx"
+
+
+def test_auto_picks_the_fastest_installed_backend_and_torch_on_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(backends, "backend_available", lambda name: name == "onnxruntime")
+    assert backends.resolve_backend("auto", cpu) == "onnxruntime"
+    monkeypatch.setattr(backends, "backend_available", lambda name: True)
+    assert backends.resolve_backend("auto", cpu) == "openvino"  # measured fastest on the shipped model
+    assert backends.resolve_backend("auto", torch.device("cuda", 0)) == "torch"
+    monkeypatch.setattr(backends, "backend_available", lambda name: False)
+    assert backends.resolve_backend("auto", cpu) == "torch"
+    assert backends.resolve_backend("onnxruntime", cpu) == "onnxruntime"  # only auto is resolved
+
+
+@pytest.mark.skipif(not _installed("openvino", "onnx"), reason="openvino or onnx not installed")
+def test_auto_falls_back_to_torch_when_the_export_fails(monkeypatch: pytest.MonkeyPatch,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    def broken(*args, **kwargs) -> None:
+        raise RuntimeError("unsupported operator")
+
+    monkeypatch.setattr(torch.onnx, "export", broken)
+    with caplog.at_level(logging.WARNING, logger="nightgrade.models"):
+        engine = _tiny_engine(EngineConfig(device="cpu", backend="auto"))
+    assert engine.backend == "torch"
+    assert engine.run_batch(_tiles(1, 64)).shape == (1, TINY.out_channels, 64, 64)
+    assert any("openvino" in r.getMessage() and "using torch" in r.getMessage() for r in caplog.records)
