@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(PY) bench/temporal.py --uhd
 	$(PY) bench/batching.py --write-docs
 	$(PY) bench/daemon.py --write-docs
+	$(PY) bench/preview.py --write-docs
 	$(PY) bench/farm.py --write-docs
 
 clean:
