@@ -171,8 +171,8 @@ def _backend(args: argparse.Namespace) -> str:
     return "torch" if args.compile else args.backend or "auto"
 
 
-_LOCAL_ONLY = {"weights": "--weights (use --model)", "batch": "--batch", "compile": "--compile", "backend": "--backend",
-               "cache_mb": "--cache-mb", "cache_dir": "--cache-dir", "stride": "--stride"}
+_LOCAL_ONLY = {"weights": "--weights (use --model)", "batch": "--batch", "compile": "--compile",
+               "backend": "--backend", "cache_mb": "--cache-mb", "cache_dir": "--cache-dir", "stride": "--stride"}
 
 
 def _render_remote(opts: RenderOptions, args: argparse.Namespace, show_progress: bool) -> dict:

@@ -378,7 +378,8 @@ class Daemon:
 
 
 def _drop_reply(job: Job, code: str) -> dict:
-    why = "cancelled by the client (CANCEL, or a newer request of its clip with supersede)" if code == proto.CANCELLED_CODE else "its deadline passed before it was done"
+    why = ("cancelled by the client (CANCEL, or a newer request of its clip with supersede)"
+           if code == proto.CANCELLED_CODE else "its deadline passed before it was done")
     return proto.error_reply(job.request_id, code, f"request {job.request_id} was dropped: {why}")
 
 
