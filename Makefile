@@ -39,6 +39,7 @@ install-ofx: bundle
 bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) bench/tiles.py
+	$(PY) bench/tile_edges.py --write-docs
 	$(PY) bench/motion.py
 	$(PY) bench/temporal.py --uhd
 	$(PY) bench/batching.py --write-docs
