@@ -21,7 +21,7 @@ from nightgrade.models.onnx_export import INPUT_NAME, BackendUnavailableError, e
 BACKENDS = ("auto", "torch", "compile", "onnxruntime", "openvino")
 ONNX_BACKENDS = ("onnxruntime", "openvino")
 # ``auto`` on a CPU: the first of these whose package is installed, fastest first as measured on the
-# shipped model (docs/benchmarks.md, "Inference backends"); eager PyTorch when none is, and on GPUs.
+# shipped model (docs/benchmarks.md, "Tile engine and inference backends"); eager PyTorch when none is, and on GPUs.
 AUTO_CPU_ORDER = ("openvino", "onnxruntime")
 
 log = logging.getLogger("nightgrade.models")
