@@ -293,8 +293,8 @@ class Daemon:
                 continue
             log.info("event=rendered id=%s frame=%d passes=%d seconds=%.3f", job.request_id, work.req.frame,
                      work.passes, header["seconds"])
-            if self._reply(job, out, proto.reply(proto.RESULT, job.request_id, **header), (buffer,)):
-                self.counters.add(served=1)  # a cancel that raced the render is answered CANCELLED instead
+            # served is counted in _reply: a cancel that raced the render is answered CANCELLED instead
+            self._reply(job, out, proto.reply(proto.RESULT, job.request_id, **header), (buffer,))
 
     def _generate(self, jobs: list[Job], works: dict[int, RenderWork]) -> None:
         """Every frame the works miss (each once, even when several requests share it) through
@@ -342,6 +342,9 @@ class Daemon:
         answers it from ``drain_dropped``: exactly one answer either way). True when sent."""
         if not self.scheduler.finish(job, failed):
             return False
+        if header.get("type") == proto.RESULT:
+            # Counted before sending: a client that reads STATS right after its RESULT sees it.
+            self.counters.add(served=1)
         _, _, envelope = job.payload
         out.send_multipart([job.peer, *envelope, *proto.encode(header, buffers)], copy=False)
         return True
