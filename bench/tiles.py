@@ -10,7 +10,7 @@
 
 (a) and (b) use the shipped model (models/weights); ``python bench/tiles.py`` runs everything
 (about 10 minutes on 2 shared cores) and replaces the
-"Tile engine (issue 3)" section of docs/benchmarks.md; ``--quick`` is a < 30 s smoke run (on an
+"Tile engine and inference backends" section of docs/benchmarks.md; ``--quick`` is a < 30 s smoke run (on an
 idle machine) with a small generator and frame that prints its table and leaves that file alone.
 """
 from __future__ import annotations
