@@ -1,24 +1,35 @@
 # NightGrade developer entry points. A fresh machine needs only `make demo` and `make test`:
-# each target creates .venv and installs what it needs itself.
+# each target creates .venv and installs what it needs itself, one progress line per step.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.nightgrade-installed
+# The runtime (what `make demo` needs) and, on top of it, the development extras (training, sample
+# data, farm backends, pytest) that `make test` and `make setup` need; `make farm` adds only the farm ones.
+BASE_STAMP := $(VENV)/.nightgrade-base
+STAMP      := $(VENV)/.nightgrade-installed
+FARM_STAMP := $(VENV)/.nightgrade-farm
 
-.PHONY: setup demo test bench clean build-deps bundle install-ofx
+.PHONY: setup demo test farm bench clean build-deps bundle install-ofx
 
 setup: $(STAMP)
 
-# torch is installed first, pinned, so that nothing later resolves `torch` to a multi-GB CUDA build.
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev]'
+$(BASE_STAMP): pyproject.toml scripts/setup-venv.sh
+	scripts/setup-venv.sh $(PYTHON) $(VENV)
+	touch $(BASE_STAMP)
+
+$(STAMP): $(BASE_STAMP)
+	scripts/setup-venv.sh $(PYTHON) $(VENV) dev
 	touch $(STAMP)
 
-demo: $(STAMP)
+$(FARM_STAMP): $(BASE_STAMP)
+	scripts/setup-venv.sh $(PYTHON) $(VENV) farm,ray
+	touch $(FARM_STAMP)
+
+demo: $(BASE_STAMP)
 	$(VENV)/bin/nightgrade demo
+
+# Farm workers and submitters: the OpenJD CLI, OpenCue's PyOutline and Ray (docs/farm.md).
+farm: $(FARM_STAMP)
 
 # The OFX bridge tests build the C++ plugin: build-deps apt-installs its packages when missing.
 test: $(STAMP) build-deps
@@ -27,17 +38,20 @@ test: $(STAMP) build-deps
 build-deps:
 	scripts/install-build-deps.sh
 
-# NightGrade.ofx.bundle under build/ofx, and its installation where OpenFX hosts look.
-bundle: build-deps
-	packaging/ofx/make-bundle.sh
+# The portable NightGrade.ofx.bundle under build/ofx-portable (glibc 2.28, static libzmq/libsodium;
+# docs/ofx-hosts.md), and its installation where OpenFX hosts look. The first run fetches Debian's
+# libzmq/libsodium sources and builds them (about 5 minutes on 2 cores); later runs reuse that cache.
+bundle: $(STAMP) build-deps
+	PYTHON=$(abspath $(PY)) packaging/ofx/make-bundle.sh
 
+# Into the first folder of $$OFX_PLUGIN_PATH, else /usr/OFX/Plugins as root, else the per-user folder.
 install-ofx: bundle
 	packaging/ofx/install.sh
 
 # Benchmarks are not part of CI; each replaces its own section of docs/benchmarks.md.
 # On a 2-core CPU the whole set takes about an hour; run one with e.g. `.venv/bin/python bench/daemon.py --write-docs`.
-bench: $(STAMP)
-	$(PY) -m pip install -q -e '.[bench]'
+bench: $(STAMP) build-deps
+	scripts/setup-venv.sh $(PYTHON) $(VENV) bench
 	$(PY) bench/tiles.py
 	$(PY) bench/tile_edges.py --write-docs
 	$(PY) bench/motion.py
@@ -46,6 +60,7 @@ bench: $(STAMP)
 	$(PY) bench/daemon.py --write-docs
 	$(PY) bench/preview.py --write-docs
 	$(PY) bench/farm.py --write-docs
+	$(PY) bench/ofx_proxy.py --write-docs
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache out

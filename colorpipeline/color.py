@@ -17,6 +17,10 @@ Input colourspace, first that applies:
 3. for EXR, the ``chromaticities`` header (primaries of a linear file);
 4. the per-format default below.
 
+Output colourspace: the user's name (``--output-colorspace``), else ``output_colorspace``: the
+input's where the output file can hold it (float files linear, integer files display/log
+encodings), else the output format's default from the same table.
+
 ================  ==============================  ===============================================
 Format            Default                         Why
 ================  ==============================  ===============================================
@@ -52,6 +56,7 @@ import PyOpenColorIO as ocio
 from nightgrade.colorpipeline.errors import ColorError
 
 BUILTIN_CONFIG = "ocio://studio-config-latest"
+BUFFER = "buffer"  # ``output_colorspace`` of a host's in-memory image rather than a file
 
 # Each default is a list of spellings so that other OCIO 2 configs (colour-interop ids,
 # ACES 1.x-era names) resolve too; the first one the config knows wins.
@@ -101,7 +106,7 @@ _PRIMARIES_TOLERANCE = 2e-3
 # measured no slower on 8K frames.
 _OPTIMIZATION = ocio.OPTIMIZATION_LOSSLESS
 _PIXELS_PER_CHUNK = 1 << 18
-_FIX = "pass --input-colorspace NAME (see --list-colorspaces)"
+_FIX = "pass --input-colorspace NAME (`nightgrade colorspaces` lists them)"
 # ExceptionMissingFile does not derive from ocio.Exception.
 _OCIO_ERRORS = (ocio.Exception, ocio.ExceptionMissingFile)
 
@@ -190,8 +195,62 @@ def resolve_colorspace(config: ColorConfig, name: str | None, metadata_name: str
     if fmt is None:
         raise ColorError(f"no default colourspace for format '{file_format}' "
                          f"({source or 'unnamed file'}); {_FIX}")
+    return format_default(config, fmt, is_float=is_float)
+
+
+def format_default(config: ColorConfig, file_format: str, *, is_float: bool) -> str:
+    """The per-format default of the module docstring's table, for input and output alike."""
+    fmt = _FORMATS.get(file_format.lower().lstrip("."))
+    if fmt is None:
+        raise ColorError(f"no default colourspace for format '{file_format}'; {_FIX}")
     default = LINEAR_REC709 if is_float and fmt == "tiff" else _DEFAULTS[fmt]
     return _required(config, default, f"the {fmt.upper()} default")
+
+
+def is_linear(config: ColorConfig, name: str) -> bool:
+    """True for a scene- or display-linear colourspace (by its declared encoding, else by its transform)."""
+    loaded = load_config(config.config_path)
+    space = loaded.getColorSpace(name)
+    if space is None:
+        return False
+    encoding = space.getEncoding()
+    if encoding:
+        return encoding in ("scene-linear", "display-linear")
+    return any(loaded.isColorSpaceLinear(name, kind)
+               for kind in (ocio.REFERENCE_SPACE_SCENE, ocio.REFERENCE_SPACE_DISPLAY))
+
+
+def output_colorspace(config: ColorConfig, source: str, file_format: str, *, is_float: bool) -> tuple[str, str]:
+    """The output rule when the user names no output colourspace: (colourspace, why, for messages).
+
+    Keep the input's colourspace (``source``, a canonical name) where the output file can hold it:
+    float files (EXR, float TIFF) hold linear values, integer files (PNG, DPX, 8/16-bit TIFF)
+    display or log encodings. Otherwise use the output format's default (the input table above),
+    so a display-encoded PNG never lands in an EXR and linear light never in a 16-bit PNG, where
+    it would look nearly black. Data spaces (``isData``) are always kept. ``file_format`` ``BUFFER``
+    is an OFX host's image (through the daemon): the host reads the result in the colourspace it
+    sent, so the input's is always kept.
+    """
+    if file_format == BUFFER:
+        return source, "the input's: a host image buffer is in the host's working colourspace"
+    fmt = _FORMATS.get(file_format.lower().lstrip("."), file_format.lower().lstrip("."))
+    container = f"{'float' if is_float else 'integer'} {fmt.upper()}"
+    loaded = load_config(config.config_path)
+    space = loaded.getColorSpace(source)
+    linear = is_linear(config, source)
+    if (space is not None and space.isData()) or linear == is_float:
+        return source, f"the input's: a {container} holds {'linear' if linear else 'encoded'} values"
+    target = format_default(config, fmt, is_float=is_float)
+    held = "linear" if is_float else "display or log encoded"
+    return target, (f"the {fmt.upper()} default: a {container} holds {held} values and the input is "
+                    f"{'linear' if linear else 'encoded'}")
+
+
+def unlabelled_float_default(config: ColorConfig) -> str:
+    """The colourspace of float frames that name none: Linear Rec.709, the EXR default above. One
+    rule for a file, a daemon request without ``colorspace`` and an OpenFX host without colour
+    management, so the same plate looks the same in the host and on the farm."""
+    return _required(config, LINEAR_REC709, "float frames that name no colourspace (the EXR default)")
 
 
 def _by_primaries(chromaticities: Sequence[float], source: str) -> tuple[str, ...]:

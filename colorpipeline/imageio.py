@@ -15,16 +15,16 @@ window placed inside it and the rest black, so a viewer shows the frame where th
 """
 from __future__ import annotations
 
-import contextlib
 import os
-import secrets
 from dataclasses import dataclass
 
 import numpy as np
 import OpenImageIO as oiio
 
+from nightgrade.colorpipeline.atomic import atomic_target
 from nightgrade.colorpipeline.errors import InputError, OutputError, UsageError
 from nightgrade.colorpipeline.frame import DEPTHS, Frame, depth_of, resolve_channels
+from nightgrade.colorpipeline.native_stderr import quiet_decoder
 from nightgrade.colorpipeline.sequence import SequenceSpec
 
 _MAX_LISTED = 8
@@ -122,7 +122,8 @@ def read_frame(path: str, *, frame: int | None = None, expect: SequenceInfo | No
         rgb, alpha = resolve_channels(names, where)
         if expect is not None:
             _check_consistent(spec, expect, where)
-        pixels = image.read_image(format="float")
+        with quiet_decoder(path):
+            pixels = image.read_image(format="float")
         error = image.geterror()
         if pixels is None or error:
             raise InputError(f"{where} is corrupt or truncated ({_one_line(error)}); re-render or replace it")
@@ -186,9 +187,14 @@ def format_rules(path: str) -> FormatRules:
     """The rules for ``path``'s extension; OutputError for an extension NightGrade does not write."""
     ext = os.path.splitext(path)[1].lower()
     if ext not in FORMATS:
-        shown = f"extension {ext!r}" if ext else "no extension"
-        raise OutputError(f"cannot write {path}: {shown} is not an output format; use {', '.join(FORMATS)}")
+        shown = f"extension {ext!r} is not an output format" if ext else "it has no extension to name a format"
+        raise OutputError(f"cannot write {path}: {shown}; use {', '.join(FORMATS)}")
     return FORMATS[ext]
+
+
+def output_depth(path: str, options: WriteOptions, source_depth: str | None) -> str:
+    """The depth ``write_frame`` will use for ``path`` (``frame.DEPTHS``); OutputError as it would."""
+    return _choose_depth(format_rules(path), options.bit_depth, source_depth, path)
 
 
 def write_frame(path: str, frame: Frame, options: WriteOptions = WriteOptions()) -> None:
@@ -361,37 +367,38 @@ def _quantize(pixels: np.ndarray, bits: int) -> np.ndarray:
 
 
 def _write_atomically(path: str, spec: oiio.ImageSpec, pixels: np.ndarray) -> None:
-    """Encode into a hidden temp file beside ``path`` (same extension, so OIIO picks the same writer),
-    fsync it and rename it over ``path``; on any failure remove the temp file and leave ``path`` as it was."""
-    folder, name = os.path.split(os.path.abspath(path))
-    ext = os.path.splitext(name)[1]
-    temp = os.path.join(folder, f".{name}.{os.getpid()}-{secrets.token_hex(4)}.tmp{ext}")
+    """Encode through the one atomic writer (``atomic.atomic_target``: temp file beside ``path`` with
+    the same extension, so OIIO picks the same writer). A failure anywhere, including one OIIO only
+    reports through ``geterror`` (its PNG writer returns success on a full disk), leaves ``path`` as it was."""
     try:
-        output = oiio.ImageOutput.create(temp)
-        if output is None:
-            raise OutputError(f"cannot write {path}: {_one_line(oiio.geterror())}")
-        if not output.open(temp, spec):
-            raise OutputError(f"cannot write {path}: {_one_line(output.geterror()).replace(temp, path)}")
-        try:
-            written = output.write_image(pixels)
-        finally:
-            closed = output.close()
-        if not (written and closed):
-            raise OutputError(f"cannot write {path}: {_one_line(output.geterror()).replace(temp, path)}")
-        _fsync(temp)
-        os.replace(temp, path)
+        with atomic_target(path) as temp:
+            output = oiio.ImageOutput.create(temp)
+            if output is None:
+                raise OutputError(f"cannot write {path}: {_one_line(oiio.geterror())}")
+            if not output.open(temp, spec):
+                raise OutputError(f"cannot write {path}: {_one_line(output.geterror()).replace(temp, path)}")
+            try:
+                written = output.write_image(pixels)
+            finally:
+                closed = output.close()
+            error = output.geterror()
+            # OIIO's PNG writer reports a full disk only as an error message, while the TIFF writer
+            # leaves harmless ones (metadata it could not store): a message means "decode to be sure"
+            if not (written and closed) or (error and not _decodes(temp)):
+                first = (error or "the image writer failed").strip().splitlines()[0]  # a full disk repeats itself
+                message = _one_line(first).replace(temp, path)
+                raise OutputError(f"cannot write {path}: {message}")
     except OSError as err:
         raise OutputError(f"cannot write {path}: {err.strerror or err}") from err
-    finally:
-        if os.path.lexists(temp):
-            os.remove(temp)
-    with contextlib.suppress(OSError):
-        _fsync(folder)  # makes the rename durable; a failure here loses nothing already written
 
 
-def _fsync(path: str) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
+def _decodes(path: str) -> bool:
+    image = oiio.ImageInput.open(path)
+    if image is None:
+        oiio.geterror()
+        return False
     try:
-        os.fsync(descriptor)
+        with quiet_decoder(path):
+            return image.read_image("float") is not None and not image.geterror()
     finally:
-        os.close(descriptor)
+        image.close()

@@ -12,11 +12,20 @@ half is made from a clean frame the way a sensor would make it:
 5. quantise the re-encoded signal to ``bits`` (8-bit delivery codecs crush the shadows further).
 
 The result stays dark: it is the underexposed capture, not a brightened one.
+
+Training pairs (issue 14) draw a camera per sample from ``CameraRanges`` (``draw_camera``): besides
+the above, white-balance error (a per-channel gain on the light reaching the sensor), row/banding
+noise (one Gaussian offset per sensor row, in electrons), a raised black level, quantisation at 8-16
+bits (display-encoded for 8/10-bit delivery, linear for 12/16-bit raw-like data) and optional JPEG
+compression of 8-bit data (the block and ringing artefacts of a delivery codec). ``capture`` works
+scene-linear in and out; every draw comes from a seeded generator and is a plain dataclass, so it
+can be written down (``CameraModel.to_dict``).
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import cv2
 import numpy as np
 
 _REC709_LUMA = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
@@ -31,6 +40,19 @@ class CameraModel:
     read_noise: float = 3.0
     colour_loss: float = 0.4
     bits: int = 8
+    wb_error: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    row_noise: float = 0.0
+    black_level: float = 0.0
+    jpeg_quality: int = 0
+
+    def __post_init__(self) -> None:
+        if self.bits not in (8, 10, 12, 16):
+            raise ValueError(f"bits must be 8, 10, 12 or 16, got {self.bits!r}")
+        if self.full_well <= 0 or self.read_noise < 0 or self.row_noise < 0 or self.black_level < 0:
+            raise ValueError("full_well must be > 0; read_noise, row_noise and black_level >= 0")
+        if not 0 <= self.jpeg_quality <= 100 or not 0.0 <= self.colour_loss <= 1.0:
+            raise ValueError("jpeg_quality must be in [0, 100] (0: none) and colour_loss in [0, 1]")
+        object.__setattr__(self, "wb_error", tuple(float(g) for g in self.wb_error))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -51,11 +73,82 @@ def linear_to_srgb(v: np.ndarray) -> np.ndarray:
 
 def simulate_low_light(srgb: np.ndarray, camera: CameraModel, rng: np.random.Generator) -> np.ndarray:
     """Turn a clean sRGB-encoded HxWx3 float frame in [0, 1] into its low-light capture (same encoding)."""
-    linear = srgb_to_linear(np.clip(srgb, 0.0, 1.0)) * np.float32(2.0 ** -camera.stops)
+    return _capture(srgb_to_linear(np.clip(srgb, 0.0, 1.0)), camera, rng, encoded=True)
+
+
+def capture(linear: np.ndarray, camera: CameraModel, rng: np.random.Generator) -> np.ndarray:
+    """The low-light capture of a scene-linear HxWx3 frame (1.0 = white), scene-linear out."""
+    return _capture(np.clip(np.asarray(linear, dtype=np.float32), 0.0, None), camera, rng, encoded=False)
+
+
+def _capture(linear: np.ndarray, camera: CameraModel, rng: np.random.Generator, encoded: bool) -> np.ndarray:
+    linear = linear * np.float32(2.0 ** -camera.stops)
+    if camera.wb_error != (1.0, 1.0, 1.0):
+        linear = linear * np.asarray(camera.wb_error, dtype=np.float32)
     electrons = rng.poisson(linear * camera.full_well).astype(np.float32)
     electrons += rng.normal(0.0, camera.read_noise, size=electrons.shape).astype(np.float32)
-    signal = np.clip(electrons / camera.full_well, 0.0, 1.0)
+    if camera.row_noise > 0:
+        electrons += rng.normal(0.0, camera.row_noise, size=(electrons.shape[0], 1, 1)).astype(np.float32)
+    signal = np.clip(electrons / camera.full_well + np.float32(camera.black_level), 0.0, 1.0)
     luma = signal @ _REC709_LUMA
     signal = (1.0 - camera.colour_loss) * signal + camera.colour_loss * luma[..., None]
     levels = float(2 ** camera.bits - 1)
-    return (np.round(linear_to_srgb(signal) * levels) / levels).astype(np.float32)
+    if camera.bits >= 12:  # raw-like data: quantised linear
+        quantised = np.round(signal * levels) / levels
+        return (linear_to_srgb(quantised) if encoded else quantised).astype(np.float32)
+    coded = np.round(linear_to_srgb(signal) * levels) / levels
+    if camera.jpeg_quality and camera.bits == 8:
+        coded = _jpeg(coded, camera.jpeg_quality)
+    return (coded if encoded else srgb_to_linear(coded)).astype(np.float32)
+
+
+def _jpeg(srgb: np.ndarray, quality: int) -> np.ndarray:
+    """An 8-bit sRGB frame through a JPEG encode/decode round trip at ``quality``."""
+    u8 = np.round(np.clip(srgb, 0.0, 1.0) * 255.0).astype(np.uint8)
+    ok, data = cv2.imencode(".jpg", u8[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    return cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1].astype(np.float32) / np.float32(255.0)
+
+
+@dataclass(frozen=True)
+class CameraRanges:
+    """The distribution ``draw_camera`` samples (issue 14, item 2); each draw is a ``CameraModel``.
+
+    Full well and read noise are drawn log-uniformly (they span orders of magnitude); the
+    white-balance error is a log2 gain per red and blue channel; the other effects are present
+    with the given probabilities.
+    """
+
+    stops: tuple[float, float] = (1.0, 7.0)
+    full_well: tuple[float, float] = (300.0, 20000.0)
+    read_noise: tuple[float, float] = (0.5, 8.0)
+    row_noise: tuple[float, float] = (0.0, 3.0)
+    row_noise_probability: float = 0.4
+    wb_error_stops: float = 0.25
+    colour_loss: tuple[float, float] = (0.0, 0.6)
+    black_level: tuple[float, float] = (0.0, 0.01)
+    black_level_probability: float = 0.4
+    bits: tuple[int, ...] = (8, 8, 10, 12, 16)
+    jpeg_probability: float = 0.3
+    jpeg_quality: tuple[int, int] = (40, 95)
+
+
+def draw_camera(rng: np.random.Generator, ranges: CameraRanges = CameraRanges()) -> CameraModel:
+    """One random camera from ``ranges`` (every number from ``rng``, in a fixed order)."""
+    def log_uniform(lo: float, hi: float) -> float:
+        return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+
+    stops = float(rng.uniform(*ranges.stops))
+    full_well = log_uniform(*ranges.full_well)
+    read_noise = log_uniform(*ranges.read_noise)
+    row = float(rng.uniform(*ranges.row_noise)) if rng.random() < ranges.row_noise_probability else 0.0
+    red, blue = rng.normal(0.0, ranges.wb_error_stops, size=2)
+    colour_loss = float(rng.uniform(*ranges.colour_loss))
+    black = float(rng.uniform(*ranges.black_level)) if rng.random() < ranges.black_level_probability else 0.0
+    bits = int(ranges.bits[int(rng.integers(len(ranges.bits)))])
+    jpeg = int(rng.integers(ranges.jpeg_quality[0], ranges.jpeg_quality[1] + 1)) \
+        if bits == 8 and rng.random() < ranges.jpeg_probability else 0
+    return CameraModel(stops=stops, full_well=full_well, read_noise=read_noise, colour_loss=colour_loss, bits=bits,
+                       wb_error=(float(2.0 ** red), 1.0, float(2.0 ** blue)), row_noise=row,
+                       black_level=black, jpeg_quality=jpeg)

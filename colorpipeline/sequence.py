@@ -6,10 +6,12 @@ and output alike:
 * ``shot.####.exr`` - one ``#`` per digit (Nuke convention: ``####`` pads to 4, ``#`` is unpadded);
 * ``shot.@@@@.exr`` - the same with ``@``;
 * ``shot.%04d.exr`` / ``shot.%d.exr`` - printf style;
-* a directory - input: the single numbered sequence in it; output: keep the input's file names;
+* a directory - input: the single numbered sequence in it; output: keep the input's file names (an
+  output name without an extension that is not a file is a directory, created when missing);
 * a single file - input: that file, its frame number taken from the last digit run of its name.
 
 Frame numbers are preserved from input to output: frame 1001 of the input is written as frame 1001.
+Frame ranges (``--frames``) are parsed here only (``parse_frames``): ranges, steps and lists.
 """
 from __future__ import annotations
 
@@ -25,7 +27,8 @@ IMAGE_EXTENSIONS = frozenset({".exr", ".dpx", ".tif", ".tiff", ".png"})
 _TOKEN = re.compile(r"%0?\d*d|#+|@+")
 # The frame number is the digit run that ends the file's stem (shot_v2.1001.exr -> 1001).
 _NUMBERED = re.compile(r"^(?P<prefix>.*?)(?P<digits>\d+)$")
-_RANGE = re.compile(r"^\s*(?P<first>\d+)\s*(?:-\s*(?P<last>\d+)\s*)?$")
+_RANGE = re.compile(r"^\s*(?P<first>\d+)\s*(?:-\s*(?P<last>\d+)\s*(?:[x:]\s*(?P<step>\d+)\s*)?)?$")
+MAX_FRAMES = 1_000_000  # a typo such as 1001-10011000 must not allocate a billion frame numbers
 _MAX_LISTED = 8
 
 
@@ -55,18 +58,51 @@ class SequenceSpec:
         return _display(self.pattern)
 
 
-def parse_frame_range(text: str | None) -> tuple[int, int] | None:
-    """Parse ``"1001-1100"`` or ``"1001"`` into an inclusive ``(first, last)``; ``None``/blank -> None."""
+def parse_frames(text: str | None) -> tuple[int, ...] | None:
+    """The frames a range expression names, ascending and each once; ``None``/blank -> None.
+
+    The one parser of frame ranges. A comma-separated list of parts, each ``1001`` (one frame),
+    ``1001-1100`` (inclusive) or a stepped range: ``1001-1100x2`` (Nuke, Deadline, OpenCue) or
+    ``1001-1100:2`` (Open Job Description); e.g. ``1001-1006x2,1010``.
+    """
     if text is None or not text.strip():
         return None
-    match = _RANGE.match(text)
-    if match is None:
-        raise UsageError(f"frame range {text!r} is not understood; write FIRST-LAST (1001-1100) or one frame (1001)")
-    first = int(match["first"])
-    last = int(match["last"]) if match["last"] is not None else first
-    if last < first:
-        raise UsageError(f"frame range {text!r} ends before it starts; write FIRST-LAST with FIRST <= LAST")
-    return first, last
+    frames: set[int] = set()
+    for part in text.split(","):
+        match = _RANGE.match(part)
+        if match is None:
+            raise UsageError(f"frame range {text!r} is not understood at {part.strip()!r}; write FIRST-LAST "
+                             "(1001-1100), a step (1001-1100x2 or 1001-1100:2), one frame (1001) or a list (1001,1003)")
+        first = int(match["first"])
+        last = int(match["last"]) if match["last"] is not None else first
+        step = int(match["step"]) if match["step"] is not None else 1
+        if last < first:
+            raise UsageError(f"frame range {part.strip()!r} ends before it starts; write FIRST-LAST with FIRST <= LAST")
+        if step < 1:
+            raise UsageError(f"frame range {part.strip()!r} has step {step}; a step is at least 1")
+        if len(frames) + (last - first) // step + 1 > MAX_FRAMES:
+            raise UsageError(f"frame range {text!r} names more than {MAX_FRAMES} frames; check the numbers")
+        frames.update(range(first, last + 1, step))
+    return tuple(sorted(frames))
+
+
+def format_frames(frames: tuple[int, ...] | list[int]) -> str:
+    """The shortest ``parse_frames`` expression of ``frames`` in the Nuke/OpenCue spelling
+    (runs as ``A-B``, evenly stepped runs as ``A-BxN``, the rest as a list)."""
+    ordered = sorted(set(frames))
+    parts, i = [], 0
+    while i < len(ordered):
+        j = i
+        step = ordered[i + 1] - ordered[i] if i + 1 < len(ordered) else 1
+        while j + 1 < len(ordered) and ordered[j + 1] - ordered[j] == step:
+            j += 1
+        if j - i >= 2 or (j > i and step == 1):
+            parts.append(f"{ordered[i]}-{ordered[j]}" + (f"x{step}" if step > 1 else ""))
+            i = j + 1
+        else:
+            parts.append(str(ordered[i]))
+            i += 1
+    return ",".join(parts)
 
 
 def has_frame_token(path: str) -> bool:
@@ -82,13 +118,13 @@ def resolve_input(path: str, frames: str | None = None) -> SequenceSpec:
     disk are used and a gap among them is an error: a hole in a render usually means a failed frame,
     and processing around it would hand back an incomplete shot without a word.
     """
-    frame_range = parse_frame_range(frames)
+    selected = parse_frames(frames)
     if has_frame_token(path):
-        return _resolve_pattern(_to_printf(path), path, frame_range)
+        return _resolve_pattern(_to_printf(path), path, selected)
     if os.path.isdir(path):
-        return _resolve_directory(path, frame_range)
+        return _resolve_directory(path, selected)
     if os.path.isfile(path):
-        return _resolve_single_file(path, frame_range)
+        return _resolve_single_file(path, selected)
     raise InputError(f"input {path} does not exist; give an existing file, folder or pattern like shot.####.exr")
 
 
@@ -101,7 +137,7 @@ def output_path_for(output: str, input_spec: SequenceSpec, frame: int) -> str:
     source = input_spec.path_for(frame)
     if has_frame_token(output):
         target = _to_printf(output) % frame
-    elif os.path.isdir(output) or output.endswith(("/", os.sep)):
+    elif os.path.isdir(output) or output.endswith(("/", os.sep)) or _means_folder(output):
         target = os.path.join(output, os.path.basename(source))
     elif len(input_spec.frames) > 1:
         raise UsageError(
@@ -112,7 +148,32 @@ def output_path_for(output: str, input_spec: SequenceSpec, frame: int) -> str:
         target = output
     if os.path.realpath(target) == os.path.realpath(source):
         raise OutputError(f"output {target} is the input file of frame {frame}; write to another folder or name")
+    other = input_frame_at(input_spec, target)
+    if other is not None:  # e.g. input a#.exr, output a1#.exr: frame 1 would land on input frame 11
+        raise OutputError(f"output {target} of frame {frame} would be frame {other} of the input "
+                          f"{input_spec.display_pattern}; write to another folder or name")
     return target
+
+
+def _means_folder(output: str) -> bool:
+    """A name without an extension (``renders/sh010``) that is not a file names a folder: no image
+    format could be written to it, and Nuke-style users type folders without the trailing slash."""
+    return not os.path.splitext(os.path.basename(output))[1] and not os.path.isfile(output)
+
+
+def input_frame_at(spec: SequenceSpec, path: str) -> int | None:
+    """The frame of the input sequence ``spec`` that ``path`` names, whether or not the file exists
+    or the frame is in the range (None when ``path`` is no frame of it)."""
+    if spec.single_file:
+        return spec.frames[0] if os.path.realpath(path) == os.path.realpath(spec.pattern) else None
+    directory, prefix, suffix, width = _split_pattern(spec.pattern)
+    folder, name = os.path.split(path)
+    if os.path.realpath(folder or ".") != os.path.realpath(directory or "."):
+        return None
+    digits = name[len(prefix): len(name) - len(suffix)] if len(name) > len(prefix) + len(suffix) else ""
+    if not (name.startswith(prefix) and name.endswith(suffix) and digits.isdigit()):
+        return None
+    return _frame_of(digits, width)
 
 
 def _to_printf(path: str) -> str:
@@ -158,9 +219,9 @@ def _frame_of(digits: str, width: int) -> int | None:
     return number if f"{number:0{width}d}" == digits else None
 
 
-def _resolve_pattern(pattern: str, original: str, frame_range: tuple[int, int] | None) -> SequenceSpec:
-    if frame_range is not None:
-        return SequenceSpec(pattern, tuple(range(frame_range[0], frame_range[1] + 1)))
+def _resolve_pattern(pattern: str, original: str, selected: tuple[int, ...] | None) -> SequenceSpec:
+    if selected is not None:
+        return SequenceSpec(pattern, selected)
     directory, prefix, suffix, width = _split_pattern(pattern)
     folder = directory or "."
     if not os.path.isdir(folder):
@@ -191,7 +252,7 @@ def _contiguous(spec: SequenceSpec) -> SequenceSpec:
     return spec
 
 
-def _resolve_directory(folder: str, frame_range: tuple[int, int] | None) -> SequenceSpec:
+def _resolve_directory(folder: str, selected: tuple[int, ...] | None) -> SequenceSpec:
     """The one numbered sequence in ``folder``; hidden files (such as our temp files) are ignored."""
     groups: dict[tuple[str, str], list[str]] = {}
     loose: list[str] = []
@@ -213,10 +274,10 @@ def _resolve_directory(folder: str, frame_range: tuple[int, int] | None) -> Sequ
         raise InputError(f"folder {folder} holds {len(names)} sequences ({shown}); pass one as a pattern instead")
     if not names:
         if len(loose) == 1:
-            return _resolve_single_file(os.path.join(folder, loose[0]), frame_range)
+            return _resolve_single_file(os.path.join(folder, loose[0]), selected)
         what = f"{len(loose)} unnumbered images" if loose else "no image frames (.exr .dpx .tif .tiff .png)"
         raise InputError(f"folder {folder} holds {what}; pass a file or a pattern like shot.####.exr")
-    return _resolve_pattern(names[0], names[0], frame_range)
+    return _resolve_pattern(names[0], names[0], selected)
 
 
 def _group_pattern(folder: str, prefix: str, ext: str, digit_runs: list[str]) -> list[str]:
@@ -229,13 +290,13 @@ def _group_pattern(folder: str, prefix: str, ext: str, digit_runs: list[str]) ->
     return [f"{base}%0{w}d{_escape(ext)}" for w in widths]
 
 
-def _resolve_single_file(path: str, frame_range: tuple[int, int] | None) -> SequenceSpec:
+def _resolve_single_file(path: str, selected: tuple[int, ...] | None) -> SequenceSpec:
     """A lone file; its frame number comes from its name, else from a one-frame range, else 1."""
     match = _NUMBERED.match(os.path.splitext(os.path.basename(path))[0])
     named = int(match["digits"]) if match is not None else None
-    if frame_range is not None and frame_range[0] != frame_range[1]:
-        raise UsageError(f"frame range {frame_range[0]}-{frame_range[1]} given for the single file {path}")
-    if frame_range is not None and named is not None and frame_range[0] != named:
-        raise UsageError(f"frame {frame_range[0]} requested but the single file {path} is frame {named}")
-    frame = named if named is not None else (frame_range[0] if frame_range is not None else 1)
+    if selected is not None and len(selected) > 1:
+        raise UsageError(f"frame range {format_frames(selected)} given for the single file {path}")
+    if selected is not None and named is not None and selected[0] != named:
+        raise UsageError(f"frame {selected[0]} requested but the single file {path} is frame {named}")
+    frame = named if named is not None else (selected[0] if selected is not None else 1)
     return SequenceSpec(path, (frame,), single_file=True)

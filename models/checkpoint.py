@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -32,6 +31,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 
+from nightgrade.colorpipeline.atomic import write_bytes
 from nightgrade.colorpipeline.errors import ModelError, OutputError
 from nightgrade.models.networks import Generator, GeneratorConfig, config_from_dict, config_to_dict
 
@@ -192,22 +192,11 @@ def save_checkpoint(path: str | os.PathLike[str], generator: Generator, meta: Ch
         raise ValueError(f"meta.training must be JSON-serialisable: {err}") from err
     data = safetensors_bytes(tensors, metadata={METADATA_KEY: header})
     target = Path(path)
-    tmp_name = None
     try:
-        with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp",
-                                         delete=False) as tmp:
-            tmp_name = tmp.name
-            tmp.write(data)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.replace(tmp_name, target)
-        tmp_name = None
+        write_bytes(target, data)
     except OSError as err:
         raise OutputError(f"cannot write checkpoint {target}: {err.strerror or err}; "
                           "check that the folder exists and is writable") from err
-    finally:
-        if tmp_name is not None and os.path.exists(tmp_name):
-            os.unlink(tmp_name)
     return final
 
 

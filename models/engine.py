@@ -21,6 +21,7 @@ import torch
 from nightgrade.colorpipeline.errors import UsageError
 from nightgrade.models.backends import BACKENDS, tile_forward
 from nightgrade.models.checkpoint import CheckpointMeta, TileSpec, load_checkpoint
+from nightgrade.models.exposure import apply_gains, normalise_exposure
 from nightgrade.models.networks import Generator, GeneratorConfig
 
 if TYPE_CHECKING:
@@ -268,8 +269,22 @@ class Engine:
             y = y.float().add_(1.0).mul_(0.5).clamp_(0.0, 1.0)
             return y.cpu().numpy()
 
+    def prepare_frame(self, frame_hwc: np.ndarray, exposure_stops: float = 0.0) -> np.ndarray:
+        """The frame-level step before tiling: a model with an exposure branch brightens the whole
+        frame once (``models/exposure.py``), so that every tile sees the same exposure.
+
+        ``exposure_stops`` shifts the exposure the branch chose (a user's correction); a model
+        without the branch gets the plain gain. The frame comes back unchanged otherwise.
+        """
+        branch = getattr(self.generator, "exposure", None)
+        if branch is not None:
+            return normalise_exposure(branch, frame_hwc, exposure_stops)
+        if exposure_stops:
+            return apply_gains(frame_hwc, np.full(3, exposure_stops, dtype=np.float32))
+        return frame_hwc
+
     def enhance(self, frame_hwc: np.ndarray, tile_cfg: TileConfig | None = None,
-                progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+                progress: Callable[[int, int], None] | None = None, exposure_stops: float = 0.0) -> np.ndarray:
         """Enhance one float32 H x W x 3 working-space frame by tiles (Sec. 3.1-3.3).
 
         ``tile_cfg`` is a ``nightgrade.colorpipeline.tiles.TileConfig``; None uses the
@@ -286,4 +301,5 @@ class Engine:
         if cfg.local % m or cfg.local < smallest:
             raise UsageError(f"tile size {cfg.local} does not suit this model: use a multiple of {m} "
                              f"that is at least {smallest}")
-        return run_tiled(frame_hwc, self.run_batch, cfg, self.batch_size_for(cfg.local), progress)
+        frame = self.prepare_frame(frame_hwc, exposure_stops)
+        return run_tiled(frame, self.run_batch, cfg, self.batch_size_for(cfg.local), progress)

@@ -30,6 +30,16 @@ two stride-2 convs and a fixed Softshrink(0.001)):
 - Convs followed by InstanceNorm have no bias: the norm subtracts the per-channel mean, so a
   bias would be cancelled exactly. InstanceNorm is not affine, as in CycleGAN.
 
+Tile-consistent variant (issue 14; ``norm="none"``, ``skips``, ``residual``, ``exposure``). The
+paper's InstanceNorm normalises every tile on its own, so a pixel's output depends on which tile it
+fell in and absolute exposure is thrown away. The variant drops the norm (convs get a bias), adds
+the encoder output of each scale to the decoder at the same scale and feeds the local input to the
+last decoder conv (U-Net-style, so full-resolution detail needs no trip through the bottleneck),
+and predicts a correction added to the local input (a global residual: greys stay grey unless the
+network learns otherwise). Exposure is set once per frame, before tiling, by the small global
+branch of ``models/exposure.py`` that ``exposure=True`` attaches; every tile then sees the same
+exposure. Old checkpoints lack these keys and load with the paper's layout.
+
 Discriminator: the 70x70 PatchGAN of the original CycleGAN ("five convolutional blocks, 4x4
 conv + instance norm + LeakyReLU 0.2"). As in CycleGAN, the first block has no norm and the
 last block is a bare 1-channel conv (no norm, no activation: LSGAN-style losses take raw scores).
@@ -91,6 +101,10 @@ class GeneratorConfig:
     n_blocks: int = 9
     n_downsample: int = 3
     shrink_init: float = 0.05
+    norm: str = "instance"
+    skips: bool = False
+    residual: bool = False
+    exposure: bool = False
 
     def __post_init__(self) -> None:
         _check_int("in_channels", self.in_channels, 1)
@@ -101,6 +115,13 @@ class GeneratorConfig:
         if isinstance(self.shrink_init, bool) or not isinstance(self.shrink_init, (int, float)) \
                 or not math.isfinite(self.shrink_init) or self.shrink_init <= 0:
             raise ValueError(f"shrink_init must be a finite number > 0, got {self.shrink_init!r}")
+        if self.norm not in NORMS:
+            raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {self.norm!r}")
+        for name in ("skips", "residual", "exposure"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if self.residual and self.out_channels != 3:
+            raise ValueError("residual needs out_channels = 3 (the correction is added to the local RGB)")
 
     @property
     def size_multiple(self) -> int:
@@ -117,7 +138,14 @@ class GeneratorConfig:
 
     @classmethod
     def from_dict(cls, data: Any) -> GeneratorConfig:
+        # Checkpoints written before issue 14 lack the tile-consistent keys: they mean the paper's layout.
+        if isinstance(data, dict):
+            data = {**{k: v for k, v in _LEGACY_DEFAULTS.items() if k not in data}, **data}
         return config_from_dict(cls, data)
+
+
+NORMS = ("instance", "none")
+_LEGACY_DEFAULTS = {"norm": "instance", "skips": False, "residual": False, "exposure": False}
 
 
 @dataclass(frozen=True)
@@ -169,14 +197,19 @@ def _conv3x3(cin: int, cout: int, stride: int = 1, bias: bool = False) -> nn.Seq
     return nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(cin, cout, 3, stride=stride, bias=bias))
 
 
+def _norm(kind: str, channels: int) -> nn.Module:
+    return nn.InstanceNorm2d(channels) if kind == "instance" else nn.Identity()
+
+
 class ResnetBlock(nn.Module):
     """conv-IN-ReLU-conv-IN plus identity skip (He et al.; the paper's nine ResNet blocks)."""
 
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, norm: str = "instance") -> None:
         super().__init__()
+        bias = norm == "none"  # a bias before InstanceNorm would be cancelled exactly
         self.body = nn.Sequential(
-            _conv3x3(dim, dim), nn.InstanceNorm2d(dim), nn.ReLU(inplace=True),
-            _conv3x3(dim, dim), nn.InstanceNorm2d(dim),
+            _conv3x3(dim, dim, bias=bias), _norm(norm, dim), nn.ReLU(inplace=True),
+            _conv3x3(dim, dim, bias=bias), _norm(norm, dim),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -189,6 +222,8 @@ class Generator(nn.Module):
     Input: (B, in_channels, H, W) in [-1, 1], H and W multiples of ``size_multiple``;
     for the paper's model channels 0-2 are the local patch, 3-5 the region patch resized to
     the local size (Sec. 3.1). Output: (B, out_channels, H, W) in [-1, 1].
+    ``exposure`` (a ``FrameExposure`` when the config asks for one) is not used here: it runs once
+    per frame, before tiling (``models/exposure.py``).
     """
 
     def __init__(self, cfg: GeneratorConfig) -> None:
@@ -196,30 +231,72 @@ class Generator(nn.Module):
         self.config = cfg
         widths = [cfg.ngf, 2 * cfg.ngf, 4 * cfg.ngf]
         first_strided = 3 - cfg.n_downsample
+        bias = cfg.norm == "none"  # a bias before InstanceNorm would be cancelled exactly
+        # Flat Sequentials (as the paper's layout always had) keep old checkpoints' tensor names;
+        # ``_enc_ends``/``_dec_starts`` mark the block boundaries the skip connections need.
         encoder: list[nn.Module] = []
+        self._enc_ends: list[int] = []
         cin = cfg.in_channels
         for i, cout in enumerate(widths):
             stride = 2 if i >= first_strided else 1
-            encoder += [_conv3x3(cin, cout, stride), nn.InstanceNorm2d(cout),
+            encoder += [_conv3x3(cin, cout, stride, bias=bias), _norm(cfg.norm, cout),
                         LearnableSoftShrink(cout, cfg.shrink_init)]
+            self._enc_ends.append(len(encoder))
             cin = cout
         self.encoder = nn.Sequential(*encoder)
-        self.transform = nn.Sequential(*[ResnetBlock(cin) for _ in range(cfg.n_blocks)])
+        self.transform = nn.Sequential(*[ResnetBlock(cin, cfg.norm) for _ in range(cfg.n_blocks)])
         decoder: list[nn.Module] = []
+        self._dec_ends: list[int] = []
         for i, cout in enumerate([2 * cfg.ngf, cfg.ngf, cfg.ngf]):
             if i < cfg.n_downsample:
                 decoder.append(nn.Upsample(scale_factor=2, mode="nearest"))
-            decoder += [_conv3x3(cin, cout), nn.InstanceNorm2d(cout), nn.ReLU(inplace=True)]
+            # with skips the last block also sees the local RGB itself, at full resolution
+            extra = 3 if cfg.skips and i == 2 else 0
+            decoder += [_conv3x3(cin + extra, cout, bias=bias), _norm(cfg.norm, cout), nn.ReLU(inplace=True)]
+            self._dec_ends.append(len(decoder))
             cin = cout
         self.decoder = nn.Sequential(*decoder)
-        self.output = nn.Sequential(_conv3x3(cin, cfg.out_channels, bias=True), nn.Tanh())
+        head: list[nn.Module] = [_conv3x3(cin, cfg.out_channels, bias=True)]
+        if not cfg.residual:
+            head.append(nn.Tanh())
+        self.output = nn.Sequential(*head)
+        if cfg.exposure:
+            from nightgrade.models.exposure import FrameExposure
+            self.exposure = FrameExposure()
 
     @property
     def size_multiple(self) -> int:
         return self.config.size_multiple
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.output(self.decoder(self.transform(self.encoder(x))))
+        h = self._features_skips(x) if self.config.skips else self.decoder(self.transform(self.encoder(x)))
+        y = self.output(h)
+        if self.config.residual:
+            # a correction of the local RGB, clamped to the range the tanh head would give
+            y = torch.clamp(x[:, :3] + y, -1.0, 1.0)
+        return y
+
+    def _features_skips(self, x: torch.Tensor) -> torch.Tensor:
+        feats, h, start = [], x, 0
+        for end in self._enc_ends:
+            h = self.encoder[start:end](h)
+            feats.append(h)
+            start = end
+        h = self.transform(h)
+        start = 0
+        for i, end in enumerate(self._dec_ends):
+            block = self.decoder[start:end]
+            if i == 2:
+                if isinstance(block[0], nn.Upsample):
+                    h, block = block[0](h), block[1:]
+                h = block(torch.cat([h, x[:, :3]], dim=1))
+            else:
+                h = block(h)
+                # decoder block i ends at the scale of encoder block 1 - i (when striding made it so)
+                if feats[1 - i].shape == h.shape:
+                    h = h + feats[1 - i]
+            start = end
+        return h
 
 
 class Discriminator(nn.Module):

@@ -228,7 +228,12 @@ class Trainer:
         """The low -> normal generator as an inference checkpoint (models/checkpoint.py)."""
         cfg = self.cfg
         region = round(cfg.infer_local * cfg.region / cfg.local)
-        training = {"steps": self.step_index, "config": dataclasses.asdict(cfg), "data": data_summary,
+        # no machine paths in a shipped checkpoint: folders are where this run happened, not what it was
+        config = {k: v for k, v in dataclasses.asdict(cfg).items() if not k.endswith("_dir")}
+        if cfg.perceptual_weights:
+            config["perceptual_weights"] = Path(cfg.perceptual_weights).name
+        data = {k: v for k, v in data_summary.items() if not k.endswith("_dir")}
+        training = {"mode": "paper", "steps": self.step_index, "config": config, "data": data,
                     "perceptual": self.features.describe() if self.features is not None else None}
         meta = CheckpointMeta(generator=cfg.generator_config(),
                               tiles=TileSpec(cfg.infer_local, region, cfg.infer_local // 2),

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Install the Debian 12 (bookworm) packages that the OFX bridge (ofx_bridge/) and its test host
-# need, and nothing else. Idempotent: apt is only touched when a package is missing, so `make test`
+# Install the Debian 12 (bookworm) packages that the OFX bridge (ofx_bridge/), its test host and
+# its portable bundle need, and nothing else. Idempotent: apt is only touched when a package is missing, so `make test`
 # can call it on every run. Needs root (or sudo) only when something is missing.
 set -euo pipefail
 
 # libmsgpack-cxx-dev is the C++ msgpack (msgpack-cxx 4.x; bookworm's libmsgpack-dev is the C library
 # and conflicts with it); libsodium-dev gives BLAKE2b for the protocol's digests.
-PACKAGES=(g++ cmake make pkg-config libzmq3-dev cppzmq-dev libmsgpack-cxx-dev libsodium-dev)
+# The portable bundle (packaging/ofx/make-bundle.sh) builds libsodium and libzmq from Debian's
+# source packages: dpkg-dev unpacks them, autoconf/automake/libtool generate libsodium's configure.
+PACKAGES=(g++ cmake make pkg-config libzmq3-dev cppzmq-dev libmsgpack-cxx-dev libsodium-dev
+          dpkg-dev autoconf automake libtool)
 
 missing=()
 for package in "${PACKAGES[@]}"; do

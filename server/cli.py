@@ -36,9 +36,11 @@ def _add_enhance(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", help="frame, sequence (shot.####.exr, shot.%%04d.exr) or directory")
     p.add_argument("output", help="output frame, sequence pattern or directory")
     p.add_argument("--weights", "-w", help="checkpoint (.safetensors); default: the shipped model")
-    p.add_argument("--frames", help="frame range, e.g. 1001-1100 (default: all frames found)")
+    p.add_argument("--frames", help="frames: a range 1001-1100, steps 1001-1100x2 (or :2), lists 1001,1003 "
+                                    "(default: all frames found)")
     p.add_argument("--input-colorspace", help="OCIO colourspace of the input (default: file metadata, else per format)")
-    p.add_argument("--output-colorspace", help="OCIO colourspace of the output (default: the input's)")
+    p.add_argument("--output-colorspace", help="OCIO colourspace of the output (default: the input's where the "
+                                               "output format holds it, else the format's; printed on stderr)")
     p.add_argument("--ocio-config", help="OCIO config path (default: $OCIO, else ocio://studio-config-latest)")
     p.add_argument("--scale", type=float, default=1.0, help="proxy preview scale in (0, 1] (default 1.0)")
     p.add_argument("--tile", type=int, help="local tile size Nl in full-resolution pixels (default: checkpoint's)")
@@ -47,6 +49,13 @@ def _add_enhance(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, help="tiles per generator batch (default: from memory budget)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default auto)")
     p.add_argument("--mix", type=float, default=1.0, help="blend with the input, 0..1 (default 1.0)")
+    c = p.add_argument_group("look (colorpipeline/controls.py; the defaults are the model's own look)")
+    c.add_argument("--luma-denoise", type=float, default=1.0,
+                   help="strength of the model's luma denoise, 0..1 (default 1; 0 keeps the input's luma grain)")
+    c.add_argument("--chroma-denoise", type=float, default=1.0,
+                   help="strength of the model's colour-noise removal, 0..1 (default 1; 0 keeps the input's)")
+    c.add_argument("--detail", type=float, default=0.0,
+                   help="detail recovery: the input's finest luma detail put back, 0..1 (default 0)")
     p.add_argument("--bit-depth", help="output depth: 8, 10, 12, 16, half or float "
                                        "(default: the input's where the format allows it, else the format's)")
     p.add_argument("--compression", help="EXR/TIFF compression, e.g. zip, piz, dwaa, none")
@@ -55,6 +64,8 @@ def _add_enhance(sub: argparse._SubParsersAction) -> None:
                    help="what runs the generator: auto (default: the fastest installed for the device), torch, "
                         "compile (= --compile), or the model exported to ONNX and run by onnxruntime or openvino "
                         "(CPU; exported once, cached)")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse input frames holding NaN or Inf values (default: replace NaN by 0, clamp Inf, warn)")
     p.add_argument("--overwrite", action="store_true",
                    help="render every frame; by default output frames that exist and are complete (size, "
                         "channels, readable) are kept, so a stopped render resumes")
@@ -107,24 +118,25 @@ _TEMPORAL_FLAGS = {"radius": "--radius", "max_motion": "--max-motion", "cache_mb
 
 
 def _cmd_enhance(args: argparse.Namespace) -> int:
+    from nightgrade.colorpipeline.controls import ControlRangeError
     from nightgrade.colorpipeline.errors import UsageError
-    from nightgrade.server.render import RenderOptions, render_sequence
+    from nightgrade.colorpipeline.movie import is_movie
+    from nightgrade.server.render import render_sequence
 
-    opts = RenderOptions(
-        input=args.input, output=args.output, weights=args.weights, frames=args.frames,
-        input_colorspace=args.input_colorspace, output_colorspace=args.output_colorspace,
-        ocio_config=args.ocio_config, scale=args.scale, tile=args.tile, region=args.region,
-        stride=args.stride, batch=args.batch, device=args.device, mix=args.mix,
-        bit_depth=args.bit_depth, compression=args.compression, compile=args.compile, overwrite=args.overwrite,
-        backend=_backend(args),
-    )
+    try:
+        opts = _render_options(args)
+    except ControlRangeError as err:  # the flag's name, not the field's
+        raise UsageError(err.naming("--" + err.field.replace("_", "-"))) from None
     show_progress = not (args.quiet or args.json)
     farm = [flag for name, flag in _FARM_FLAGS.items() if getattr(args, name) is not None]
     if args.ray is not None and args.server:
         raise UsageError("--ray and --server both render elsewhere: pick one")
     if args.ray is None and farm:
-        raise UsageError(f"{', '.join(farm)} only apply with --ray: add --ray or leave them out")
-    if args.ray is not None:
+        raise UsageError(f"{' and '.join(farm)} {'applies' if len(farm) == 1 else 'apply'} only with --ray: "
+                         "add --ray or leave them out")
+    if is_movie(args.input) or is_movie(args.output):
+        summary = _render_movie(opts, args, show_progress)
+    elif args.ray is not None:
         summary = _render_ray(opts, args, show_progress)
     elif args.server:
         summary = _render_remote(opts, args, show_progress)
@@ -135,6 +147,15 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
     else:
         _refuse_temporal_flags(args)
         summary = render_sequence(opts, show_progress=show_progress)
+    colours = summary.get("colorspaces")
+    if colours:  # absent when every frame was already complete: nothing was converted
+        print(f"nightgrade: colour: {colours['input']} -> {colours['output']} (output colourspace "
+              f"{_RULE_WORDS.get(colours.get('output_rule', ''), colours.get('output_rule', ''))})", file=sys.stderr)
+    _warn_nonfinite(summary.get("nonfinite"))
+    if summary.get("frames_rerendered"):
+        print(f"nightgrade: note: rendered {summary['frames_rerendered']} existing frame(s) again, made with other "
+              f"settings or unrecorded ({summary['rerender_reason']}); --overwrite renders every frame",
+              file=sys.stderr)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -146,6 +167,47 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
         print(f"wrote {summary['frames_written']} frame(s) to {summary['output']}{skipped}{where} "
               f"({summary['seconds']:.1f} s, {summary['frames_per_second']:.3f} frames/s{temporal})")
     return 0
+
+
+def _render_options(args: argparse.Namespace) -> RenderOptions:
+    from nightgrade.server.render import RenderOptions
+
+    return RenderOptions(
+        input=args.input, output=args.output, weights=args.weights, frames=args.frames,
+        input_colorspace=args.input_colorspace, output_colorspace=args.output_colorspace,
+        ocio_config=args.ocio_config, scale=args.scale, tile=args.tile, region=args.region,
+        stride=args.stride, batch=args.batch, device=args.device, mix=args.mix, luma_denoise=args.luma_denoise,
+        chroma_denoise=args.chroma_denoise, detail=args.detail,
+        bit_depth=args.bit_depth, compression=args.compression, compile=args.compile, overwrite=args.overwrite,
+        strict=args.strict, backend=_backend(args),
+    )
+
+
+_RULE_WORDS = {"given": "from --output-colorspace"}
+
+
+def _render_movie(opts: RenderOptions, args: argparse.Namespace, show_progress: bool) -> dict:
+    from nightgrade.colorpipeline.errors import UsageError
+    from nightgrade.server.movie_render import render_movie
+
+    elsewhere = [flag for flag, given in (("--temporal", args.temporal), ("--server", args.server),
+                                          ("--ray", args.ray is not None), ("--model", args.model)) if given]
+    if elsewhere:
+        raise UsageError(f"{' and '.join(elsewhere)} need an image sequence: a movie is read in one pass, per frame; "
+                         "render the movie to frames first (out/shot.####.exr)")
+    _refuse_temporal_flags(args)
+    return render_movie(opts, show_progress)
+
+
+def _warn_nonfinite(found: dict | None) -> None:
+    """One warning line when input frames held NaN/Inf (the --json summary has the same counts)."""
+    if not found or not found["frames"]:
+        return
+    frames = found["frames"]
+    shown = ", ".join(map(str, frames[:8])) + (", ..." if len(frames) > 8 else "")
+    print(f"nightgrade: warning: {len(frames)} input frame(s) held non-finite values ({found['nan']} NaN, "
+          f"{found['inf']} Inf; frame(s) {shown}): NaN replaced by 0, Inf clamped to +-65504; "
+          "--strict refuses such frames", file=sys.stderr)
 
 
 _FARM_FLAGS = {"chunk_size": "--chunk-size", "ray_workers": "--ray-workers"}
@@ -186,7 +248,8 @@ def _render_remote(opts: RenderOptions, args: argparse.Namespace, show_progress:
         raise UsageError(f"{', '.join(local)} apply to local renders; the daemon's own settings rule with --server")
     _refuse_temporal_flags(args, ("radius", "max_motion"))
     window = _window(args) if args.temporal else None
-    server = ServerOptions(args.server, args.timeout, args.retries, serve_cli.curve_client(args), args.model)
+    server = ServerOptions(args.server, args.timeout, args.retries, serve_cli.curve_client(args), args.model,
+                           serve_cli.notice)
     return render_remote(opts, server, window, show_progress)
 
 
@@ -196,7 +259,8 @@ def _refuse_temporal_flags(args: argparse.Namespace, names: tuple[str, ...] = tu
 
     given = [_TEMPORAL_FLAGS[name] for name in names if getattr(args, name) is not None]
     if given and not args.temporal:
-        raise UsageError(f"{', '.join(given)} only apply to temporal renders: add --temporal or leave them out")
+        raise UsageError(f"{' and '.join(given)} {'applies' if len(given) == 1 else 'apply'} only to temporal renders: "
+                         "add --temporal or leave them out")
 
 
 def _window(args: argparse.Namespace) -> TemporalConfig:
@@ -233,8 +297,18 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _package_version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("nightgrade")
+    except metadata.PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nightgrade", description="NightGrade low-light enhancement")
+    parser.add_argument("--version", action="version", version=f"nightgrade {_package_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_enhance(sub)
     _add_info(sub)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
@@ -23,11 +23,14 @@ import zmq
 
 from nightgrade.colorpipeline.errors import InputError, UsageError
 from nightgrade.server import protocol as P
-from nightgrade.server.curve import CurveClientConfig, configure_client
+from nightgrade.server.curve import CurveClientConfig, check_endpoint, client_keys
+from nightgrade.server.endpoint_check import nothing_listens
 # The error classes live in daemon_errors; they are importable from here, where they are raised.
 from nightgrade.server.daemon_errors import (DaemonColorError, DaemonError, DaemonInputError,  # noqa: F401
                                             DaemonModelError, DaemonServiceError, DaemonUnavailable,
                                             DaemonUsageError, daemon_error)
+
+_MAX_WAIT_S = 7 * 24 * 3600.0  # a week: beyond any render, and finite (inf overflowed the poll timeout)
 
 
 def _version() -> str:
@@ -116,9 +119,11 @@ class Client:
 
     def __init__(self, endpoint: str = P.DEFAULT_ENDPOINT, *, timeout_s: float = 10.0, retries: int = 2,
                  curve: CurveClientConfig | None = None, name: str | None = None,
-                 render_timeout_s: float = 3600.0, context: zmq.Context | None = None) -> None:
-        if not timeout_s > 0 or not render_timeout_s > 0 or retries < 0:
-            raise UsageError(f"client timeouts must be > 0 and retries >= 0, got timeout {timeout_s}, "
+                 render_timeout_s: float = 3600.0, context: zmq.Context | None = None,
+                 fail_fast: bool = False, notice: Callable[[str], None] | None = None) -> None:
+        if not 0 < timeout_s <= _MAX_WAIT_S or not 0 < render_timeout_s <= _MAX_WAIT_S or retries < 0:
+            raise UsageError(f"client timeouts must be in (0, {_MAX_WAIT_S}] s and retries >= 0, got timeout "
+                             f"{timeout_s}, "
                              f"render timeout {render_timeout_s}, retries {retries}")
         self.endpoint, self.timeout_s, self.retries, self.curve = endpoint, timeout_s, retries, curve
         self.render_timeout_s = render_timeout_s
@@ -127,6 +132,9 @@ class Client:
         self._own_context = context is None
         self._context = context or zmq.Context()
         self._socket: zmq.Socket | None = None
+        # fail_fast: before the first request, refuse at once where the OS says nothing listens
+        # (endpoint_check) instead of after every timeout; notice: told of each silent try.
+        self._check_listening, self._notice = fail_fast, notice
 
     def __enter__(self) -> Client:
         return self
@@ -272,11 +280,20 @@ class Client:
 
     def _call(self, kind: str, fields: dict[str, Any], buffers: Sequence[Any] = (),
               cancel: threading.Event | None = None) -> P.Message:
-        request_id = uuid.uuid4().hex
+        if self._check_listening:
+            self._check_listening = False
+            why = nothing_listens(self.endpoint)
+            if why is not None:
+                raise DaemonUnavailable(f"the NightGrade daemon at {self.endpoint} is not running: {why}; "
+                                        "start it with `nightgrade serve` or check --server")
+        request_id, started = uuid.uuid4().hex, time.monotonic()
         frames = P.encode(P.request(kind, request_id, **fields), buffers)
         for attempt in range(1 + self.retries):
             if attempt:
                 self._drop_socket()  # a stale socket may hold a late reply or a stuck send: start clean
+                if self._notice is not None:
+                    self._notice(f"no reply from the daemon at {self.endpoint} within {self.timeout_s:g} s; "
+                                 f"trying again ({attempt + 1} of {1 + self.retries})")
             reply = None
             if self._send(frames):
                 reply = (self._await_render(request_id, cancel) if kind == P.RENDER
@@ -289,9 +306,11 @@ class Client:
                                    f"{self.endpoint} was not answering")
         self._drop_socket()  # else its queued resend reaches a restarted daemon: work nobody waits for
         tries = 1 + self.retries
-        raise DaemonUnavailable(f"no reply from the NightGrade daemon at {self.endpoint} within {self.timeout_s:g} s "
-                                f"({tries} {'try' if tries == 1 else 'tries'}): start it with `nightgrade serve` "
-                                "or check --server; a daemon that refused our Curve key also looks like this")
+        waited = time.monotonic() - started  # a RENDER try also waits for a PING: say what was really waited
+        raise DaemonUnavailable(f"no reply from the NightGrade daemon at {self.endpoint} in {waited:.0f} s "
+                                f"({tries} {'try' if tries == 1 else 'tries'}, {self.timeout_s:g} s per wait): "
+                                "start it with `nightgrade serve` or check --server; a daemon that refused our "
+                                "Curve key also looks like this")
 
     def _await_render(self, request_id: str, cancel: threading.Event | None) -> P.Message | None:
         sent, idle, cancelling = time.monotonic(), 0, False
@@ -334,11 +353,23 @@ class Client:
 
     def _sock(self) -> zmq.Socket:
         if self._socket is None:
+            # keys are read before the socket exists: an error with a socket open would make
+            # close() hang in the context's termination
+            check_endpoint(self.endpoint)  # ZeroMQ accepts tcp://host:99999 and then waits forever
+            keys = client_keys(self.curve) if self.curve is not None else None
             socket = self._context.socket(zmq.DEALER)
             socket.linger = 0
-            if self.curve is not None:
-                configure_client(socket, self.curve)
-            socket.connect(self.endpoint)
+            try:
+                if keys is not None:
+                    socket.curve_serverkey, socket.curve_publickey, socket.curve_secretkey = keys
+                socket.connect(self.endpoint)
+            except zmq.ZMQError as err:
+                socket.close(linger=0)
+                raise UsageError(f"cannot connect to {self.endpoint!r}: {err.strerror}; use tcp://HOST:PORT "
+                                 "or ipc://PATH") from None
+            except BaseException:
+                socket.close(linger=0)
+                raise
             self._socket = socket
         return self._socket
 

@@ -16,6 +16,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="cpu, cuda or auto")
     p.add_argument("--temporal", action="store_true",
                    help="also score nightgrade-temporal: the model plus the temporal window (radius 6)")
+    p.add_argument("--no-checks", action="store_true",
+                   help="skip colour accuracy and the tile/proxy consistency checks")
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("demo", help="enhance the shipped sample clip with the shipped model")
@@ -42,7 +44,25 @@ def _evaluate(args: argparse.Namespace) -> int:
         if args.baseline_weights:
             methods["cyclegan-3ch"], descriptions["cyclegan-3ch"] = engine_method(
                 resolve_weights(args.baseline_weights), args.device)
-    return evaluate.run(args, methods, descriptions)
+    extra = None if args.no_checks else (lambda all_methods: _checks(args.eval_dir, all_methods))
+    return evaluate.run(args, methods, descriptions, extra=extra)
+
+
+def _checks(eval_dir: str, methods) -> list[str]:
+    """Colour accuracy of every method; tile and proxy consistency of the model (first frame of each clip)."""
+    from nightgrade.colorpipeline.lowlight import CameraModel
+    from nightgrade.server import evaluate
+    from nightgrade.server.model_checks import check_frame, colour_lines, consistency_lines
+
+    lines = colour_lines(methods, CameraModel())
+    engine = getattr(methods.get("nightgrade"), "engine", None)
+    if engine is not None:
+        clips = evaluate.find_clips(eval_dir)
+        # large frames (1920 px wide, noise made at that size): proxies at 0.25 are still real pictures
+        frames = {f"{c} (1920 wide)": check_frame(evaluate.read_frame_of(eval_dir, c, "gt", files[0]))
+                  for c, files in clips.items() if "_dark" not in c and "_outside" not in c}
+        lines += consistency_lines(engine, frames)
+    return lines
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -46,8 +46,14 @@ def generate_keypair(folder: str | os.PathLike, name: str) -> tuple[Path, Path]:
                              "move the old pair away first")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        zmq.auth.create_certificates(folder, name)
-        os.chmod(secret, 0o600)
+        # the umask makes zmq.auth create the secret file owner-only: a chmod afterwards would leave
+        # a moment in which others could read it
+        old_umask = os.umask(0o077)
+        try:
+            zmq.auth.create_certificates(folder, name)
+        finally:
+            os.umask(old_umask)
+        os.chmod(public, 0o644)  # the public half is meant to be shared
     except OSError as exc:
         raise UsageError(f"cannot write keys in {folder}: {exc.strerror or exc}; choose a writable folder") from None
     return public, secret
@@ -97,20 +103,43 @@ class CurveClientConfig:
     client_key_file: Path
 
 
+def check_endpoint(endpoint: str, verb: str = "connect to") -> None:
+    """UsageError unless ``endpoint`` is tcp://HOST:PORT (port 0-65535 or ``*``), ipc:// or inproc://."""
+    scheme, _, rest = endpoint.partition("://")
+    if scheme not in ("tcp", "ipc", "inproc"):
+        raise UsageError(f"cannot {verb} {endpoint!r}: use tcp://HOST:PORT or ipc://PATH")
+    port = rest.rpartition(":")[2]
+    if scheme == "tcp" and port != "*" and not (port.isdigit() and int(port) <= 65535):
+        raise UsageError(f"cannot {verb} {endpoint!r}: the port must be a number from 1 to 65535"
+                         + (" (0 or * picks a free one)" if verb == "bind" else ""))
+
+
 def check_bind(endpoint: str, curve: CurveServerConfig | None, insecure: bool) -> None:
-    """Refuse to bind a non-local endpoint without Curve keys unless ``insecure`` was asked for."""
-    if endpoint.partition("://")[0] not in ("tcp", "ipc", "inproc"):
-        raise UsageError(f"cannot bind {endpoint!r}: use tcp://HOST:PORT or ipc://PATH")
+    """Refuse a malformed endpoint (ZeroMQ binds a random port for a TCP port it cannot parse,
+    such as 99999), and a non-local one without Curve keys unless ``insecure`` was asked for."""
+    check_endpoint(endpoint, "bind")
     if curve is None and not insecure and not is_local_endpoint(endpoint):
         raise UsageError(f"refusing to bind {endpoint} without CurveZMQ: pass --curve-secret-key and --curve-authorized-keys "
                          "(make keys with `nightgrade keygen`), bind tcp://127.0.0.1, or add --insecure "
                          "on a network you trust")
 
 
-def configure_server(context: zmq.Context, socket: zmq.Socket, cfg: CurveServerConfig) -> ThreadAuthenticator:
-    """Make ``socket`` (before bind) a Curve server that accepts only the authorised public keys.
-    Returns the started authenticator: ``stop()`` it after closing the socket."""
-    secret_public, secret = _load_secret(cfg.secret_key_file)
+def bind(socket: zmq.Socket, endpoint: str) -> None:
+    """``socket.bind(endpoint)``, with ZeroMQ's failures (port in use, no such interface, no
+    permission) as one UsageError line that says what to do."""
+    try:
+        socket.bind(endpoint)
+    except zmq.ZMQError as err:
+        hint = ("another program (perhaps another daemon) listens there: stop it or pick another port"
+                if err.errno == zmq.EADDRINUSE else "check the address and port")
+        raise UsageError(f"cannot listen on {endpoint}: {os.strerror(err.errno)}; {hint}") from None
+
+
+def check_server(cfg: CurveServerConfig) -> tuple[bytes, bytes]:
+    """Read and check the daemon's key pair and authorised keys (InputError naming the bad file),
+    before any socket exists: an error raised while a socket is open would hang the context's
+    termination. Returns the daemon's (public, secret) keys."""
+    keys = _load_secret(cfg.secret_key_file)
     folder = Path(cfg.authorized_keys_dir)
     if not folder.is_dir():
         raise InputError(f"authorised keys folder {folder} does not exist: create it and copy the clients' "
@@ -122,6 +151,14 @@ def configure_server(context: zmq.Context, socket: zmq.Socket, cfg: CurveServerC
     if not key_files:
         raise InputError(f"no .key files in {folder}: copy each client's public key (from `nightgrade keygen`) "
                          "there, or no client can connect")
+    return keys
+
+
+def configure_server(context: zmq.Context, socket: zmq.Socket, cfg: CurveServerConfig) -> ThreadAuthenticator:
+    """Make ``socket`` (before bind) a Curve server that accepts only the authorised public keys.
+    Returns the started authenticator: ``stop()`` it after closing the socket."""
+    secret_public, secret = check_server(cfg)
+    folder = Path(cfg.authorized_keys_dir)
     authenticator = ThreadAuthenticator(context)
     authenticator.start()
     authenticator.configure_curve(domain="*", location=str(folder))
@@ -131,10 +168,7 @@ def configure_server(context: zmq.Context, socket: zmq.Socket, cfg: CurveServerC
     return authenticator
 
 
-def configure_client(socket: zmq.Socket, cfg: CurveClientConfig) -> None:
-    """Make ``socket`` (before connect) a Curve client of the daemon with the given public key."""
+def client_keys(cfg: CurveClientConfig) -> tuple[bytes, bytes, bytes]:
+    """(server public, client public, client secret), checked: read them before creating a socket."""
     server_public, _ = load_keypair(cfg.server_public_key_file)
-    public, secret = _load_secret(cfg.client_key_file)
-    socket.curve_serverkey = server_public
-    socket.curve_publickey = public
-    socket.curve_secretkey = secret
+    return (server_public, *_load_secret(cfg.client_key_file))

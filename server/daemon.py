@@ -35,7 +35,7 @@ from nightgrade.colorpipeline.temporal_window import PairFlows
 from nightgrade.colorpipeline.tile_batches import BatchInfo, run_tiled_many
 from nightgrade.models.engine import EngineConfig
 from nightgrade.server import protocol as proto
-from nightgrade.server.curve import CurveServerConfig, check_bind, configure_server
+from nightgrade.server.curve import CurveServerConfig, bind, check_bind, check_server, configure_server
 from nightgrade.server.daemon_models import ModelSet
 from nightgrade.server.daemon_render import RenderWork, finish, needed, picture_context, prepare
 from nightgrade.server.frame_cache import FrameCache
@@ -103,6 +103,8 @@ class Daemon:
 
     def __init__(self, cfg: DaemonConfig) -> None:
         check_bind(cfg.bind, cfg.curve, cfg.insecure)
+        if cfg.curve is not None:
+            check_server(cfg.curve)  # bad keys fail now, before models load or a socket exists
         self.cfg = cfg
         self.colours = color.ColorConfig(cfg.ocio_config)
         color.load_config(cfg.ocio_config)  # a bad config fails now, not on the first request
@@ -110,7 +112,8 @@ class Daemon:
         self.models = ModelSet(cfg.weights, engine_config, self.colours)
         self.cache = FrameCache(cfg.cache_mb * MB, cfg.cache_dir)
         self.flows = PairFlows(FlowConfig(), budget_bytes=cfg.flow_cache_mb * MB)
-        self.scheduler = Scheduler(cfg.max_queue)
+        self.scheduler = Scheduler(cfg.max_queue, max_bytes=cfg.limits.max_queued_bytes,
+                                   max_peer_bytes=cfg.limits.max_client_bytes, max_peers=cfg.limits.max_clients)
         on_gpu = self.models.models[0].engine.device.type == "cuda"
         self.max_jobs = cfg.max_jobs if cfg.max_jobs is not None else (8 if on_gpu else 1)
         self.counters = Counters()
@@ -124,17 +127,19 @@ class Daemon:
 
     def serve(self, ready: threading.Event | None = None) -> None:
         """Bind, start the worker, answer until :meth:`stop`; then close everything."""
-        router = self._context.socket(zmq.ROUTER)
-        router.setsockopt(zmq.LINGER, 0)
-        router.setsockopt(zmq.ROUTER_MANDATORY, 0)  # replies to vanished clients are dropped
-        router.setsockopt(zmq.MAXMSGSIZE, self.cfg.limits.max_frame_bytes)
-        authenticator = configure_server(self._context, router, self.cfg.curve) if self.cfg.curve else None
-        results = self._context.socket(zmq.PULL)
+        router = self._context.socket(zmq.ROUTER)  # closed in the finally whatever fails, or close() hangs
+        results = authenticator = None
         address = _RESULTS.format(id(self))
-        results.bind(address)
         worker = threading.Thread(target=self._work, args=(address,), name="nightgrade-worker", daemon=True)
         try:
-            router.bind(self.cfg.bind)
+            router.setsockopt(zmq.LINGER, 0)
+            router.setsockopt(zmq.ROUTER_MANDATORY, 0)  # replies to vanished clients are dropped
+            router.setsockopt(zmq.MAXMSGSIZE, self.cfg.limits.max_frame_bytes)
+            router.setsockopt(zmq.HANDSHAKE_IVL, self.cfg.limits.handshake_ms)
+            authenticator = configure_server(self._context, router, self.cfg.curve) if self.cfg.curve else None
+            results = self._context.socket(zmq.PULL)
+            results.bind(address)
+            bind(router, self.cfg.bind)
             self.endpoint = router.getsockopt_string(zmq.LAST_ENDPOINT)
             worker.start()
             log.info("event=listening endpoint=%s device=%s models=%s", self.endpoint, self.models.device,
@@ -158,7 +163,8 @@ class Daemon:
                     job.request_id, proto.BUSY, "the daemon is stopping; retry when it is back", retry_after_ms=5000))
             if worker.is_alive():
                 worker.join(timeout=30)
-            results.close(linger=0)
+            if results is not None:
+                results.close(linger=0)
             router.close(linger=0)
             if authenticator is not None:
                 authenticator.stop()
@@ -196,8 +202,9 @@ class Daemon:
             version = proto.negotiate_version(req)
             self._send(router, peer, envelope, proto.reply(
                 proto.WELCOME, req.id, version=version, server=f"nightgrade {_version()}",
-                models=self.models.describe(), device=self.models.device, limits=self._limits(),
-                ocio_config=color.config_source(self.cfg.ocio_config)[0]))
+                models=self.models.describe(), device=self.models.device,
+                limits=self.cfg.limits.as_dict() | {"max_queue": self.cfg.max_queue},
+                ocio_config=color.config_source(self.cfg.ocio_config)[0], features=list(proto.FEATURES)))
         elif isinstance(req, proto.Ping):
             self._send(router, peer, envelope, proto.reply(
                 proto.PONG, req.id, queue=self.scheduler.depth(), busy=self._busy.is_set(), uptime_s=self._uptime()))
@@ -217,17 +224,17 @@ class Daemon:
         now = time.monotonic()
         deadline = None if req.deadline_ms is None else now + req.deadline_ms / 1000.0
         job = Job(peer=peer, request_id=req.id, priority=req.priority, received=now, deadline=deadline,
-                  group=(ctx.model.digest, ctx.tiles), payload=(req, ctx, envelope), lane=req.clip)
+                  group=(ctx.model.digest, ctx.tiles), payload=(req, ctx, envelope), lane=req.clip,
+                  size=sum(len(buffer) for buffer in req.buffers))
         try:
             self.scheduler.submit(job, supersede=req.supersede)
         except DuplicateJob as err:
             raise proto.ProtocolError(proto.BAD_MESSAGE, str(err), req.id, field="id") from None
-        except QueueFull:
+        except QueueFull as err:  # also a byte or connection budget (OverBudget)
             self.counters.add(errors=1)
-            log.info("event=busy id=%s queue=%d", req.id, self.scheduler.depth())
+            log.info("event=busy id=%s queue=%d why=%r", req.id, self.scheduler.depth(), str(err))
             self._send(router, peer, envelope, proto.error_reply(
-                req.id, proto.BUSY, f"the daemon's queue is full ({self.cfg.max_queue} requests); retry shortly",
-                queue=self.scheduler.depth(), retry_after_ms=500))
+                req.id, proto.BUSY, str(err), queue=self.scheduler.depth(), retry_after_ms=500))
             return
         log.info("event=queued id=%s clip=%r frame=%d priority=%s", req.id, req.clip, req.frame, req.priority)
 
@@ -293,7 +300,6 @@ class Daemon:
                 continue
             log.info("event=rendered id=%s frame=%d passes=%d seconds=%.3f", job.request_id, work.req.frame,
                      work.passes, header["seconds"])
-            # served is counted in _reply: a cancel that raced the render is answered CANCELLED instead
             self._reply(job, out, proto.reply(proto.RESULT, job.request_id, **header), (buffer,))
 
     def _generate(self, jobs: list[Job], works: dict[int, RenderWork]) -> None:
@@ -323,7 +329,7 @@ class Daemon:
             for n, j in enumerate(owners[keys[i]]):
                 works[j].provide(keys[i], output, counted=n == 0)
 
-        run_tiled_many(frames, engine.run_batch, tiles, engine.batch_size_for(tiles.local),
+        run_tiled_many([engine.prepare_frame(f) for f in frames], engine.run_batch, tiles, engine.batch_size_for(tiles.local),
                        should_stop=should_stop, on_batch=on_batch, on_result=on_result)
 
     def _fail(self, job: Job, err: Exception, out: zmq.Socket) -> None:
@@ -341,11 +347,9 @@ class Daemon:
         """Answer a taken job, unless it was cancelled or expired meanwhile (then the socket loop
         answers it from ``drain_dropped``: exactly one answer either way). True when sent."""
         if not self.scheduler.finish(job, failed):
-            return False
-        if header.get("type") == proto.RESULT:
-            # Counted before sending: a client that reads STATS right after its RESULT sees it.
-            self.counters.add(served=1)
+            return False  # a cancel that raced the render is answered CANCELLED instead: not served
         _, _, envelope = job.payload
+        self.counters.add(served=int(header["type"] == proto.RESULT))  # before sending: a later STATS sees it
         out.send_multipart([job.peer, *envelope, *proto.encode(header, buffers)], copy=False)
         return True
 
@@ -369,12 +373,6 @@ class Daemon:
             "device": self.models.device, "device_memory": _device_memory(self.models),
             "uptime_s": self._uptime(), "models": self.models.names(),
         }
-
-    def _limits(self) -> dict[str, int]:
-        limits = self.cfg.limits
-        return {"max_width": limits.max_width, "max_height": limits.max_height, "max_pixels": limits.max_pixels,
-                "max_neighbours": limits.max_neighbours, "max_queue": self.cfg.max_queue,
-                "max_frame_bytes": limits.max_frame_bytes}
 
     def _uptime(self) -> float:
         return round(time.monotonic() - self.started, 3)

@@ -31,7 +31,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from nightgrade.colorpipeline import color
+from nightgrade.colorpipeline.controls import Controls
 from nightgrade.colorpipeline.errors import ColorError, ModelError, UsageError
+from nightgrade.colorpipeline.finite import CLAMP, NonFinite, replace_nonfinite
 from nightgrade.colorpipeline.temporal import TemporalConfig
 from nightgrade.colorpipeline.temporal_window import PairFlows, smooth_frame
 from nightgrade.colorpipeline.tiles import TileConfig
@@ -39,8 +41,6 @@ from nightgrade.server import protocol as proto
 from nightgrade.server.daemon_models import LoadedModel, ModelSet
 from nightgrade.server.frame_cache import FrameCache, content_key
 from nightgrade.server.render import ColourPlan, finish_rgb, tile_geometry, working_rgb
-
-_SCENE_LINEAR = "scene_linear"  # the OCIO role a request without a colourspace is in
 
 
 @dataclass(frozen=True, eq=False)
@@ -66,11 +66,13 @@ def picture_context(req: proto.Render | proto.Have, models: ModelSet, config: co
     except ModelError as err:
         raise proto.ProtocolError(proto.UNKNOWN_MODEL, str(err), req.id, models=models.names()) from None
     try:
-        source = color.canonical_name(config, req.colorspace or _SCENE_LINEAR, origin="the request's colorspace",
-                                      fix="send a colourspace of the daemon's OCIO config")
+        # Frames without a colourspace follow the CLI's rule for float files (Linear Rec.709).
+        source = color.canonical_name(config, req.colorspace, origin="the request's colorspace",
+                                      fix="send a colourspace of the daemon's OCIO config") \
+            if req.colorspace else color.unlabelled_float_default(config)
         output = color.canonical_name(config, req.output_colorspace, origin="the request's output_colorspace",
                                       fix="send a colourspace of the daemon's OCIO config") \
-            if req.output_colorspace else source
+            if req.output_colorspace else color.output_colorspace(config, source, color.BUFFER, is_float=True)[0]
     except ColorError as err:
         raise proto.ProtocolError(proto.BAD_COLORSPACE, str(err), req.id) from None
     try:
@@ -109,6 +111,7 @@ class RenderWork:
     enhanced: dict[str, np.ndarray] = field(default_factory=dict)
     missing: dict[str, np.ndarray] = field(default_factory=dict)
     passes: int = 0
+    nonfinite: NonFinite = NonFinite()
     started: float = field(default_factory=time.perf_counter)
 
     def provide(self, key: str, output: np.ndarray, counted: bool) -> None:
@@ -123,9 +126,9 @@ def prepare(req: proto.Render, ctx: PictureContext, cache: FrameCache) -> Render
     BAD_BUFFER (digest) or NEED_FRAMES (a neighbour neither cached nor attached)."""
     args = (req.width, req.height, req.channels, req.format, req.row_bytes)
     proto.check_digest(req.buffers[0], *args, req.digest)
-    centre = proto.buffer_to_array(req.buffers[0], *args)
+    centre, found = replace_nonfinite(proto.buffer_to_array(req.buffers[0], *args))  # NaN would spread over tiles
     working, in_range, excess = working_rgb(_rgb(centre), ctx.colours)
-    work = RenderWork(req, ctx, centre, working, excess, {0: ctx.key(req.digest)})
+    work = RenderWork(req, ctx, centre, working, excess, {0: ctx.key(req.digest)}, nonfinite=found)
     _look_up(work, work.keys[0], in_range, cache)
     if not (req.params.temporal and req.params.radius > 0):
         return work
@@ -143,7 +146,8 @@ def prepare(req: proto.Render, ctx: PictureContext, cache: FrameCache) -> Render
             need.append(neighbour.digest)
             continue
         proto.check_digest(buffer, *args, neighbour.digest)
-        work.missing[key] = working_rgb(_rgb(proto.buffer_to_array(buffer, *args)), ctx.colours)[1]
+        pixels, _ = replace_nonfinite(proto.buffer_to_array(buffer, *args))
+        work.missing[key] = working_rgb(_rgb(pixels), ctx.colours)[1]
     if need:
         raise proto.ProtocolError(proto.NEED_FRAMES, f"the daemon does not hold {len(need)} neighbour frame(s) of "
                                   f"frame {req.frame}: attach their pixels (ask with HAVE first)", req.id, need=need)
@@ -151,7 +155,7 @@ def prepare(req: proto.Render, ctx: PictureContext, cache: FrameCache) -> Render
 
 
 def finish(work: RenderWork, cache: FrameCache, flows: PairFlows) -> tuple[dict, memoryview]:
-    """Temporal window (if asked), highlights, mix, output colourspace, window crop: the RESULT
+    """Temporal window (if asked), colourist controls, highlights, mix, output colourspace, window crop: the RESULT
     header fields and its pixel buffer."""
     req, ctx = work.req, work.ctx
     enhanced = work.enhanced[work.keys[0]]
@@ -168,7 +172,9 @@ def finish(work: RenderWork, cache: FrameCache, flows: PairFlows) -> tuple[dict,
             smoothed = np.concatenate([rgb, counts[..., None].astype(np.float32)], axis=2)
             cache.put(smoothed_key, smoothed)
         enhanced, averaged = smoothed[..., :3], float(smoothed[..., 3].mean())
-    rgb = finish_rgb(enhanced, work.working, work.excess, ctx.colours, req.params.mix)
+    params = req.params
+    rgb = finish_rgb(enhanced, work.working, work.excess, ctx.colours, params.mix,
+                     Controls(params.luma_denoise, params.chroma_denoise, params.detail), ctx.scale)
     x0, y0, x1, y1 = req.window
     out = rgb[y0:y1, x0:x1]
     if req.channels == 4:
@@ -177,7 +183,11 @@ def finish(work: RenderWork, cache: FrameCache, flows: PairFlows) -> tuple[dict,
     header = {"frame": req.frame, "window": [x0, y0, x1, y1], "width": x1 - x0, "height": y1 - y0,
               "channels": req.channels, "format": req.format, "row_bytes": row_bytes,
               "colorspace": ctx.colours.output, "model": ctx.model.digest, "generator_passes": work.passes,
-              "frames_averaged": round(averaged, 4), "seconds": round(time.perf_counter() - work.started, 4)}
+              "frames_averaged": round(averaged, 4), "seconds": round(time.perf_counter() - work.started, 4),
+              "nonfinite": {"nan": work.nonfinite.nan, "inf": work.nonfinite.inf}}
+    if work.nonfinite.total:
+        header["warning"] = (f"the frame held {work.nonfinite.describe()}: NaN replaced by 0, Inf clamped to "
+                             f"+-{CLAMP:g} before enhancing")
     return header, buffer
 
 

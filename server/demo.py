@@ -43,7 +43,9 @@ def run_demo(out: str, device: str = "auto", frames: str | None = None, radius: 
     print(f"NightGrade demo: enhancing the shipped night clip {pattern}\n  with the shipped model {weights}"
           f"\n  temporal window {f'on (radius {radius}, Sec. 3.4)' if temporal else 'off'}")
     started = time.perf_counter()
-    opts = RenderOptions(pattern, str(frames_dir) + os.sep, frames=frames, device=device)
+    # Always render afresh: a rerun (perhaps with another --radius) must show what its settings make,
+    # not frames an earlier demo left in the same folder.
+    opts = RenderOptions(pattern, str(frames_dir) + os.sep, frames=frames, device=device, overwrite=True)
     summary = render_temporal(opts, TemporalRenderConfig(TemporalConfig(radius=radius))) if temporal \
         else render_sequence(opts)
     first, last = summary["frames"]

@@ -80,6 +80,7 @@ class GoalNames:
 
     ours: str = "nightgrade"
     histogram: str = "histogram-match"
+    classic: str = "gamma-clahe-nlm"
     plain: str = "cyclegan-3ch"
     temporal: str = "nightgrade-temporal"
 
@@ -236,13 +237,14 @@ def _robustness_lines(results: EvalResults) -> list[str]:
 def _goal_lines(results: EvalResults, goals: GoalNames, main: list[str]) -> list[str]:
     if goals.ours not in results.methods:
         return []
-    ours = _means(results, main, goals.ours)[0]
-    lines = ["", "## Goals (issue 4, item 5)", ""]
-    for other, need in ((goals.histogram, 3.0), (goals.plain, 1.0)):
+    ours, ours_ssim, _ = _means(results, main, goals.ours)
+    lines = ["", "## Goals (issue 14)", ""]
+    for other, need in ((goals.classic, 3.0), (goals.histogram, 3.0), (goals.plain, 1.0)):
         if other in results.methods:
             gain = ours - _means(results, main, other)[0]
             lines.append(f"- {goals.ours} beats {other} by >= {need:g} dB mean PSNR: measured {gain:+.2f} dB, "
                          f"{'met' if gain >= need else 'MISSED'}")
+    lines.append(f"- {goals.ours} mean SSIM >= 0.80: measured {ours_ssim:.4f}, {'met' if ours_ssim >= 0.8 else 'MISSED'}")
     for c in results.clips:
         base = c.rsplit(_DARK_SUFFIX, 1)[0]
         if _DARK_SUFFIX in c and base in results.clips:
@@ -274,9 +276,10 @@ def _ratio(a: float, b: float) -> str:
 
 
 def write_quality_report(results: EvalResults, path: str, descriptions: Mapping[str, str],
-                         goals: GoalNames = GoalNames()) -> None:
-    """Write ``quality_markdown`` to ``path`` atomically."""
-    _write_text(path, quality_markdown(results, descriptions, goals))
+                         goals: GoalNames = GoalNames(), extra_lines: list[str] | None = None) -> None:
+    """Write ``quality_markdown`` (plus ``extra_lines``) to ``path`` atomically."""
+    text = quality_markdown(results, descriptions, goals)
+    _write_text(path, text + ("\n".join(extra_lines) + "\n" if extra_lines else ""))
 
 
 def contact_sheet(results: EvalResults, cell_width: int = 320) -> np.ndarray:
@@ -327,6 +330,11 @@ def _data_lines(eval_dir: str) -> list[str]:
                  f"read noise {cam.get('read_noise')} e-, colour loss {cam.get('colour_loss')}, "
                  f"{cam.get('bits')}-bit; sources and licences in its manifest.json.")
     return [line, ""]
+
+
+def read_frame_of(eval_dir: str, clip: str, half: str, name: str) -> np.ndarray:
+    """Frame ``name`` of a clip's ``low`` or ``gt`` half as float32 sRGB RGB in [0, 1]."""
+    return _read_rgb(os.path.join(eval_dir, clip, half, name))
 
 
 def _read_rgb(path: str) -> np.ndarray:
@@ -380,8 +388,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", "-w", help="NightGrade checkpoint to score (default: the shipped model)")
     parser.add_argument("--baseline-weights", help="plain 3-channel CycleGAN checkpoint trained with the same budget")
     parser.add_argument("--reference", help="bright image for histogram matching (default: EVAL_DIR/reference.png)")
-    parser.add_argument("--out", default="docs/quality.md", help="markdown report (default docs/quality.md)")
-    parser.add_argument("--sheet", default="docs/contact-sheet.png", help="contact sheet PNG")
+    # Defaults under out/ (git-ignored): a run from any folder must not overwrite a checkout's docs.
+    parser.add_argument("--out", default="out/evaluate/quality.md", help="markdown report (default: %(default)s)")
+    parser.add_argument("--sheet", default="out/evaluate/contact-sheet.png", help="contact sheet (default: %(default)s)")
     parser.add_argument("--max-frames", type=int, help="score only the first N frames of each clip")
     parser.add_argument("--baselines-only", action="store_true", help="skip the learned models")
     parser.add_argument("--models-only", action="store_true", help="skip the classical baselines")
@@ -389,8 +398,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, model_methods: Mapping[str, Method] | None = None,
-        model_descriptions: Mapping[str, str] | None = None, goals: GoalNames = GoalNames()) -> int:
-    """Score the baselines plus ``model_methods`` (built by the caller from --weights) and write the outputs."""
+        model_descriptions: Mapping[str, str] | None = None, goals: GoalNames = GoalNames(),
+        extra: Callable[[Mapping[str, Method]], list[str]] | None = None) -> int:
+    """Score the baselines plus ``model_methods`` (built by the caller from --weights) and write the outputs.
+
+    ``extra(methods)`` returns more report lines (the caller's checks that need torch)."""
     reference_path = args.reference or os.path.join(args.eval_dir, "reference.png")
     if not os.path.isfile(reference_path):
         raise InputError(f"no reference image {reference_path} for histogram matching; pass --reference IMAGE")
@@ -401,7 +413,7 @@ def run(args: argparse.Namespace, model_methods: Mapping[str, Method] | None = N
         methods.update(model_methods or {})
         descriptions.update(model_descriptions or {})
     results = evaluate(args.eval_dir, methods, args.max_frames, None if args.quiet else _report_progress)
-    write_quality_report(results, args.out, descriptions, goals)
+    write_quality_report(results, args.out, descriptions, goals, extra(methods) if extra else [])
     width, height = write_contact_sheet(results, args.sheet)
     print(f"wrote {args.out} ({len(results.clips)} clips x {len(methods)} methods) and {args.sheet} "
           f"({width}x{height})")

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nightgrade.colorpipeline.errors import ServiceError, UsageError
-from nightgrade.colorpipeline.sequence import parse_frame_range
+from nightgrade.colorpipeline.sequence import format_frames, parse_frames
 from nightgrade.colorpipeline.temporal import MAX_RADIUS
 from nightgrade.server.farm_paths import absolute_path
 
@@ -30,7 +30,8 @@ from nightgrade.server.farm_paths import absolute_path
 @dataclass(frozen=True)
 class CueJob:
     """An enhance job for OpenCue. Render settings: ``input``/``output`` (sequence patterns),
-    ``frames`` (FIRST-LAST), ``chunk_size``, ``weights`` (None: the shipped model), ``radius``
+    ``frames`` (a ``sequence.parse_frames`` range; steps and gaps only with chunk size 1),
+    ``chunk_size``, ``weights`` (None: the shipped model), ``radius``
     (0: no temporal smoothing), ``cache_dir`` (shared disk cache of enhanced frames),
     ``device``, ``extra_args`` (more enhance flags) and ``command`` (nightgrade on the hosts).
     Farm settings: job ``name``, ``show``/``shot``/``user`` (None: PyOutline's defaults from the
@@ -59,9 +60,15 @@ class CueJob:
     memory: str | None = "32g"
 
     def __post_init__(self) -> None:
-        parse_frame_range(self.frames)  # UsageError when it is not FIRST-LAST
+        frames = parse_frames(self.frames)  # UsageError when it is not a frame range
+        if frames is None:
+            raise UsageError("--frames is empty: give the range to render, e.g. 1001-1100")
         if self.chunk_size < 1:
             raise UsageError(f"--chunk-size {self.chunk_size} must be at least 1")
+        if self.chunk_size > 1 and frames[-1] - frames[0] + 1 != len(frames):
+            # a chunk's command gets #FRAME_START#-#FRAME_END#, which would render the skipped frames too
+            raise UsageError(f"frames {self.frames} skip frames, and OpenCue chunks are FIRST-LAST runs: "
+                             "pass --chunk-size 1 or a range without steps or gaps")
         if not 0 <= self.radius <= MAX_RADIUS:
             raise UsageError(f"--radius {self.radius} is outside 0..{MAX_RADIUS}")
         if self.gpus < 0:
@@ -72,9 +79,16 @@ class CueJob:
 
     @property
     def last_frame(self) -> int:
-        range_ = parse_frame_range(self.frames)
-        assert range_ is not None
-        return range_[1]
+        frames = parse_frames(self.frames)
+        assert frames is not None
+        return frames[-1]
+
+    @property
+    def frame_spec(self) -> str:
+        """``frames`` in OpenCue's own spelling (``1001-1100x2``; OpenJD's ``:2`` step is not)."""
+        frames = parse_frames(self.frames)
+        assert frames is not None
+        return format_frames(frames)
 
 
 def chunk_command(job: CueJob) -> str:
@@ -97,13 +111,13 @@ def build_outline(job: CueJob) -> Any:
     import outline
     from outline.modules.shell import Shell
 
-    ol = outline.Outline(job.name, frame_range=job.frames, show=job.show, shot=job.shot, user=job.user)
+    ol = outline.Outline(job.name, frame_range=job.frame_spec, show=job.show, shot=job.shot, user=job.user)
     resources: dict[str, Any] = {"memory": job.memory} if job.memory else {}
     if job.cores is not None:
         resources["cores"] = job.cores
     if job.gpus:
         resources |= {"gpus": job.gpus, "gpu_memory": job.gpu_memory}
-    ol.add_layer(Shell("enhance", command=chunk_command(job), range=job.frames, chunk=job.chunk_size,
+    ol.add_layer(Shell("enhance", command=chunk_command(job), range=job.frame_spec, chunk=job.chunk_size,
                        service=job.service, tags=list(job.tags), **resources))
     return ol
 

@@ -283,9 +283,16 @@ def _job_summary(base: dict[str, Any], results: list[dict[str, Any]], ray_info: 
     seconds = base["seconds"]
     summary = base | {"frames_written": written, "frames_skipped": sum(r["frames_skipped"] for r in results),
                       "frames_per_second": round(written / seconds, 4) if seconds > 0 else 0.0}
-    rendered = sorted((r for r in results if "model" in r), key=lambda r: r["frames"][0])
+    in_order = sorted(results, key=lambda r: r["frames"][0])
+    nonfinite = [r.get("nonfinite") or {"frames": [], "nan": 0, "inf": 0} for r in in_order]
+    summary |= {  # what the chunks replaced and rendered again, for the CLI's warning and note
+        "nonfinite": {"frames": sorted(f for n in nonfinite for f in n["frames"]),
+                      "nan": sum(n["nan"] for n in nonfinite), "inf": sum(n["inf"] for n in nonfinite)},
+        "frames_rerendered": sum(r.get("frames_rerendered", 0) for r in in_order),
+        "rerender_reason": next((r["rerender_reason"] for r in in_order if r.get("rerender_reason")), None)}
+    rendered = [r for r in in_order if "model" in r]
     if rendered:
-        kept = ("weights", "model", "batch_size", "tiles", "colorspaces", "mix", "temporal")
+        kept = ("weights", "model", "batch_size", "tiles", "colorspaces", "mix", "controls", "temporal")
         summary |= {key: rendered[0][key] for key in kept if key in rendered[0]}
     if rendered and "temporal" in rendered[0]:  # the source frames the whole job read, every chunk's handles included
         reads = [r["temporal"]["source_frames"] for r in rendered]
@@ -316,6 +323,9 @@ def _connect(ray: Any, cfg: RayConfig) -> bool:
     if ray.is_initialized():
         return False
     quiet = {"log_to_driver": False, "logging_level": logging.WARNING}
+    if _on_loopback(cfg.address or os.environ.get("RAY_ADDRESS")):
+        quiet["_node_ip_address"] = "127.0.0.1"
+        _keep_ray_on_loopback(ray)
     try:
         if cfg.address:
             ray.init(address=cfg.address, **quiet)
@@ -326,3 +336,22 @@ def _connect(ray: Any, cfg: RayConfig) -> bool:
         raise ServiceError(f"cannot start or reach Ray at {where}: {' '.join(str(err).split())[:200]}; "
                            "check the address (ray status on the head node)") from err
     return True
+
+
+def _keep_ray_on_loopback(ray: Any) -> None:
+    """A render on this machine must not reach out of it. Ray swaps 127.0.0.1 (even a given
+    ``_node_ip_address``) for the address it routes towards the internet, unless its own switch for
+    single-machine use (meant for macOS and Windows) is off: turn it off, for this process through
+    the constant Ray reads and for the processes Ray starts through the environment."""
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    constants = getattr(getattr(ray, "_private", None), "ray_constants", None)
+    if constants is not None and hasattr(constants, "ENABLE_RAY_CLUSTER"):
+        constants.ENABLE_RAY_CLUSTER = False
+
+
+def _on_loopback(address: str | None) -> bool:
+    """True for no address (a local instance) and for ``127.0.0.1:PORT``, ``localhost:PORT``, ``[::1]:PORT``."""
+    if not address:
+        return True
+    host = address.partition("://")[2] if "://" in address else address
+    return host.rpartition(":")[0].lower() in ("127.0.0.1", "localhost", "[::1]")

@@ -13,8 +13,8 @@ frames it wrote before are kept when they *validate* against what this render wo
   what catches a truncated EXR, whose header stays valid.
 
 A frame from another render (another ``--scale``, another input layout) fails the size or channel
-test and is rendered again. What cannot be told from the file (other weights, ``--mix`` or
-colourspaces) is the caller's to manage: ``--overwrite`` renders every frame.
+test and is rendered again; what the file's pixels cannot show (other weights, ``--mix``,
+colourspaces) is in its header record, checked by ``render_record``.
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ import OpenImageIO as oiio
 
 from nightgrade.colorpipeline.frame import resolve_channels
 from nightgrade.colorpipeline.imageio import FORMATS, format_rules
+from nightgrade.colorpipeline.native_stderr import quiet_decoder
 
 _EXR_RULES = FORMATS[".exr"]
 _MAX_READERS = 8  # outputs are decoded in parallel: on shared storage the wait is I/O, not CPU
@@ -75,7 +76,8 @@ def output_is_complete(path: str, expected: ExpectedOutput) -> bool:
                 len(channels) != len(expected.channels) or \
                 (expected.names_kept and sorted(channels) != sorted(expected.channels)):
             return False
-        pixels = image.read_image("float")
+        with quiet_decoder(path):
+            pixels = image.read_image("float")
         return pixels is not None and not image.geterror()
     finally:
         image.close()

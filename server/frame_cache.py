@@ -6,9 +6,9 @@ over everything that decides the enhanced pixels, so a key can never return pixe
 another model, setting or source.
 
 The disk tier writes one float EXR per key (``<dir>/<key[:2]>/<key>.exr``, lossless zip) through
-a hidden temp file renamed into place, so farm chunks sharing a folder never read half a file
-and can reuse each other's frames. Files are not fsynced: a file cut short by a crash fails to
-read, counts as a disk error and is rewritten on the next ``put``. A disk hit is promoted to
+the one atomic writer (``colorpipeline.atomic``), so farm chunks sharing a folder never read half
+a file and can reuse each other's frames; a file damaged some other way fails to read, counts as
+a disk error and is rewritten on the next ``put``. A disk hit is promoted to
 memory. Disk failures while rendering (full or read-only storage) never fail a render: they
 are counted in :class:`CacheStats` and the frame stays in memory.
 
@@ -23,7 +23,6 @@ import hashlib
 import json
 import os
 import re
-import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -33,6 +32,7 @@ from typing import Any
 import numpy as np
 import OpenImageIO as oiio
 
+from nightgrade.colorpipeline.atomic import atomic_target, remove_stale_temps
 from nightgrade.colorpipeline.errors import OutputError
 
 _KEY_SCHEME = b"nightgrade-frame-key-1"
@@ -102,6 +102,9 @@ class FrameCache:
         self._dir = None if disk_dir is None else os.path.abspath(os.fspath(disk_dir))
         if self._dir is not None:
             _check_folder(self._dir)
+            for sub in os.listdir(self._dir):  # temp files of writers killed mid-write (<dir>/<key[:2]>/)
+                if len(sub) == 2:
+                    remove_stale_temps(os.path.join(self._dir, sub))
         self._lock = threading.Lock()
         self._items: OrderedDict[str, np.ndarray] = OrderedDict()
         self._bytes = 0
@@ -203,33 +206,28 @@ class FrameCache:
         return pixels, False
 
     def _write(self, key: str, array: np.ndarray) -> bool:
-        """Write ``array`` to the disk tier through a temp file and a rename; False on failure."""
+        """Write ``array`` to the disk tier through the one atomic writer; False on failure."""
         path = self._path(key)
-        folder = os.path.dirname(path)
-        temp = os.path.join(folder, f".{key}.{os.getpid()}-{secrets.token_hex(4)}.tmp.exr")
         channels = 1 if array.ndim == 2 else array.shape[2]
         spec = oiio.ImageSpec(array.shape[1], array.shape[0], channels, "float")
         spec.attribute("compression", "zip")
         spec.attribute(_KEY_ATTRIBUTE, key)
         spec.attribute(_NDIM_ATTRIBUTE, array.ndim)
         try:
-            os.makedirs(folder, exist_ok=True)
-            output = oiio.ImageOutput.create(temp)
-            if output is None:
-                oiio.geterror()
-                return False
-            ok = output.open(temp, spec) and output.write_image(array.reshape(array.shape[0], array.shape[1], channels))
-            ok = output.close() and ok
-            if not ok:
-                output.geterror()
-                return False
-            os.replace(temp, path)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with atomic_target(path) as temp:
+                output = oiio.ImageOutput.create(temp)
+                if output is None:
+                    raise OSError(oiio.geterror())
+                ok = output.open(temp, spec) and output.write_image(array.reshape(array.shape[0], array.shape[1],
+                                                                                  channels))
+                ok = output.close() and ok
+                error = output.geterror()  # a full disk may show only here
+                if not ok or error:
+                    raise OSError(error or "the EXR writer failed")
             return True
         except OSError:
             return False
-        finally:
-            if os.path.lexists(temp):
-                os.remove(temp)
 
 
 def _canonical_json(params: Mapping[str, Any]) -> bytes:

@@ -28,6 +28,8 @@ def engine_method(weights: str, device: str = "auto") -> tuple[Method, str]:
         x = np.clip(color.convert(frame, srgb, working, config), 0.0, 1.0)
         return color.convert(engine.enhance(x), working, srgb, config)
 
+    method.engine = engine  # for checks that need the engine itself (server/model_checks.py)
+
     meta = engine.meta
     steps = meta.training.get("steps", "?")
     channels = meta.generator.in_channels

@@ -17,8 +17,12 @@ from tqdm import tqdm
 class TileProgress:
     """Context manager: ``start_frame(n)``, then ``tiles_done(done, total)`` per batch, ``end_frame()``."""
 
-    def __init__(self, frames: int, tiles_per_frame: int, enabled: bool = True) -> None:
+    def __init__(self, frames: int, tiles_per_frame: int, enabled: bool = True, passes: bool = False) -> None:
+        """``frames`` to count; ``passes``: they are generator passes, not output frames (a temporal
+        render also enhances handle frames), and are shown as "pass i/n" so a chunk of 3 frames with
+        3 handles never reads "(6/6)" as if it wrote 6 frames."""
         self._frames, self._tiles_per_frame = frames, tiles_per_frame
+        self._count = "pass " if passes else ""
         self._lines = enabled and not sys.stderr.isatty()
         self._bar = tqdm(total=frames * tiles_per_frame, unit="tile", disable=not enabled or self._lines,
                          dynamic_ncols=True, smoothing=0.1)
@@ -36,7 +40,7 @@ class TileProgress:
 
     def start_frame(self, frame_number: int) -> None:
         self._frame_number = frame_number
-        self._bar.set_description(f"frame {frame_number} ({self._frames_done + 1}/{self._frames})")
+        self._bar.set_description(f"frame {frame_number} ({self._count}{self._frames_done + 1}/{self._frames})")
 
     def tiles_done(self, done: int, total: int) -> None:
         """Called by the tile engine after each batch with the tiles finished in this frame."""
@@ -52,5 +56,7 @@ class TileProgress:
         self._bar.set_postfix(fps=f"{fps:.3f}")
         if self._lines:
             eta = (self._frames - self._frames_done) / fps
-            print(f"frame {self._frame_number} done ({self._frames_done}/{self._frames}), {fps:.3f} frames/s, "
-                  f"ETA {eta:.0f} s", file=sys.stderr, flush=True)
+            rate = "passes/s" if self._count else "frames/s"
+            verb = "enhanced" if self._count else "done"
+            print(f"frame {self._frame_number} {verb} ({self._count}{self._frames_done}/{self._frames}), "
+                  f"{fps:.3f} {rate}, ETA {eta:.0f} s", file=sys.stderr, flush=True)

@@ -21,6 +21,9 @@ from nightgrade.colorpipeline.errors import UsageError
 PROTOCOL_VERSION = 1
 SUPPORTED_VERSIONS: tuple[int, ...] = (1,)
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5557"
+# Optional additions to version 1 that WELCOME lists (``features``): a daemon that predates one
+# ignores its keys like any unknown key, so a client that needs it checks this list first.
+FEATURES: tuple[str, ...] = ("controls",)  # params luma_denoise, chroma_denoise, detail
 
 HELLO, WELCOME, PING, PONG, STATS = "HELLO", "WELCOME", "PING", "PONG", "STATS"
 HAVE, NEED, RENDER, RESULT = "HAVE", "NEED", "RENDER", "RESULT"
@@ -48,8 +51,16 @@ Buffer = Union[bytes, bytearray, memoryview, np.ndarray]
 
 @dataclass(frozen=True)
 class Limits:
-    """What the daemon accepts (WELCOME ``limits``). ``max_frame_bytes`` 0 means derived: the
-    largest RGBA float32 frame plus 1/8 for row padding; it is also the socket's MAXMSGSIZE."""
+    """What the daemon accepts (WELCOME ``limits``; docs/protocol.md "Limits and scheduling"), each
+    checked before anything is allocated for a request. ``max_frame_bytes`` 0 means derived: the
+    largest RGBA float32 frame plus 1/8 for row padding; it is also the socket's MAXMSGSIZE.
+    ``max_tile``/``max_region``: generator memory grows with the square of the tile (2048 needed
+    2.8 GB). ``max_have_digests``: digests one HAVE may ask about (each is a cache lookup on the
+    socket loop). ``max_queued_bytes``/``max_client_bytes``: pixel bytes held by waiting and
+    running requests, in all and per connection. ``max_clients``: connections with requests
+    waiting or running at once. ``handshake_ms``: a connection that has not completed the ZeroMQ
+    handshake by then is closed, so connections that never speak (a flood of raw TCP connects)
+    cannot hold the daemon's file descriptors for long."""
 
     max_width: int = 16384
     max_height: int = 16384
@@ -57,9 +68,16 @@ class Limits:
     max_neighbours: int = 12
     max_queue: int = 64
     max_frame_bytes: int = 0
+    max_tile: int = 1024
+    max_region: int = 4096
+    max_have_digests: int = 256
+    max_queued_bytes: int = 8 << 30
+    max_client_bytes: int = 4 << 30
+    max_clients: int = 64
+    handshake_ms: int = 3000
 
     def __post_init__(self) -> None:
-        for name in ("max_width", "max_height", "max_pixels", "max_queue", "max_neighbours", "max_frame_bytes"):
+        for name in self.__dataclass_fields__:
             value = getattr(self, name)
             floor = 0 if name in ("max_neighbours", "max_frame_bytes") else 1
             if type(value) is not int or value < floor:

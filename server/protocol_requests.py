@@ -28,9 +28,8 @@ from nightgrade.server.wire_pixels import buffer_to_array, check_digest
 
 # --- field checks --------------------------------------------------------------------------------
 
-def _too_large(what: str, limits: Limits) -> ProtocolError:
-    return ProtocolError(TOO_LARGE, f"{what} is over the daemon's limits: send a smaller frame or proxy scale",
-                         limits=limits.as_dict())
+def _too_large(what: str, limits: Limits, fix: str = "send a smaller frame or proxy scale") -> ProtocolError:
+    return ProtocolError(TOO_LARGE, f"{what} is over the daemon's limits: {fix}", limits=limits.as_dict())
 
 
 class _Fields:
@@ -124,6 +123,9 @@ class RenderParams:
     max_motion: float = 256.0
     tile: int | None = None
     region: int | None = None
+    luma_denoise: float = 1.0  # feature "controls" (colorpipeline.controls): the defaults are the model's look
+    chroma_denoise: float = 1.0
+    detail: float = 0.0
 
     def to_wire(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -186,7 +188,8 @@ class Have:
 @dataclass(frozen=True)
 class Render:
     """RENDER; ``buffers`` = centre then the attached neighbours in ``attached`` order.
-    ``colorspace`` None: the config's scene_linear role; ``output_colorspace`` defaults to it."""
+    ``colorspace`` None: Linear Rec.709, the CLI's default for float frames
+    (``color.unlabelled_float_default``); ``output_colorspace`` defaults to it."""
 
     id: str
     version: int
@@ -254,6 +257,8 @@ def parse_request(message: Message, limits: Limits) -> Request:
         if message.type == HAVE:
             picture = _picture(fields, limits, have=True)
             digests = fields.items("digests")
+            if len(digests) > limits.max_have_digests:  # each is a cache lookup on the socket loop
+                raise _too_large(f"a HAVE of {len(digests)} digests", limits, "ask about the frames of one window")
             for i, value in enumerate(digests):
                 _digest_item(value, f"digests[{i}]")
             return Have(**common, **picture, digests=tuple(digests))
@@ -277,7 +282,7 @@ def _picture(fields: _Fields, limits: Limits, *, have: bool) -> dict[str, Any]:
         raise _too_large(f"a buffer of {row_bytes} x {height} bytes", limits)
     clip, frame = fields.text("clip", required=not have), fields.integer("frame", required=not have)
     digest = fields.digest("digest", required=not have)
-    params = _params(fields.submap("params"))
+    params = _params(fields.submap("params"), limits)
     neighbour_list = fields.items("neighbours")
     if len(neighbour_list) > limits.max_neighbours:
         raise _too_large(f"{len(neighbour_list)} neighbours", limits)
@@ -304,7 +309,7 @@ def _picture(fields: _Fields, limits: Limits, *, have: bool) -> dict[str, Any]:
     return picture
 
 
-def _params(fields: _Fields) -> RenderParams:
+def _params(fields: _Fields, limits: Limits) -> RenderParams:
     mix = fields.number("mix", required=False, default=1.0)
     if not 0.0 <= mix <= 1.0:
         raise bad_field("params.mix", f"must be in 0..1, got {mix}")
@@ -315,8 +320,17 @@ def _params(fields: _Fields) -> RenderParams:
     region = fields.integer("region", 1, 1 << 16, required=False)
     if tile is not None and region is not None and region < tile:
         raise bad_field("params.region", f"{region} must be >= params.tile {tile}")
+    if (tile or 0) > limits.max_tile or (region or 0) > limits.max_region:
+        raise _too_large(f"params.tile {tile} / params.region {region}", limits,
+                         f"use tiles up to {limits.max_tile} and regions up to {limits.max_region} pixels")
+    controls = {}
+    for key, default in (("luma_denoise", 1.0), ("chroma_denoise", 1.0), ("detail", 0.0)):
+        controls[key] = fields.number(key, required=False, default=default)
+        if not 0.0 <= controls[key] <= 1.0:
+            raise bad_field(f"params.{key}", f"must be in 0..1, got {controls[key]}")
     return RenderParams(mix, fields.flag("temporal", False), fields.integer("radius", 0, MAX_RADIUS, required=False,
-                                                                         default=MAX_RADIUS), max_motion, tile, region)
+                                                                         default=MAX_RADIUS), max_motion, tile, region,
+                        **controls)
 
 
 def _render(message: Message, fields: _Fields, limits: Limits) -> Render:
@@ -341,5 +355,8 @@ def _render(message: Message, fields: _Fields, limits: Limits) -> Render:
     for i, buffer in enumerate(message.buffers):
         if len(buffer) != size:
             raise ProtocolError(BAD_BUFFER, f"buffer {i + 1} has {len(buffer)} bytes; row_bytes x height = {size}")
+    if size * len(message.buffers) > limits.max_client_bytes:
+        raise _too_large(f"a RENDER of {size * len(message.buffers)} pixel bytes", limits,
+                         "attach fewer neighbours (the daemon asks for the ones it needs) or use a proxy scale")
     return Render(id=message.id, version=message.version, window=tuple(window), attached=tuple(attached),
                   buffers=message.buffers, **picture)

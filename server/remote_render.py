@@ -11,12 +11,14 @@ order sends every frame about once and the daemon enhances it once.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from nightgrade.colorpipeline import color
-from nightgrade.colorpipeline.imageio import write_frame
+from nightgrade.colorpipeline.errors import ServiceError
 from nightgrade.colorpipeline.sequence import resolve_input
 from nightgrade.colorpipeline.temporal import TemporalConfig, window_offsets
 from nightgrade.server import protocol as proto
@@ -37,6 +39,7 @@ class ServerOptions:
     retries: int = 2
     curve: CurveClientConfig | None = None
     model: str | None = None
+    notice: Callable[[str], None] | None = None  # told of each silent try (the CLI prints it)
 
 
 def render_remote(opts: RenderOptions, server: ServerOptions, window: TemporalConfig | None = None,
@@ -46,19 +49,27 @@ def render_remote(opts: RenderOptions, server: ServerOptions, window: TemporalCo
     requested = resolve_input(opts.input, opts.frames)
     first, last = window_extent(requested, window.radius) if window else (requested.frames[0], requested.frames[-1])
     widened = (first, last) != (requested.frames[0], requested.frames[-1])
-    plan = plan_sequence(opts, f"{first}-{last}" if widened else None)
+    plan = plan_sequence(opts, f"{first}-{last}" if widened else None, made_by={
+        "model": f"daemon model {server.model or 'default'}",
+        "temporal": None if window is None else {"radius": window.radius, "max_motion": window.max_motion}})
     config = color.ColorConfig(opts.ocio_config)
-    source, output = input_output_colorspaces(opts, plan.spec.path_for(plan.spec.frames[0]), config)
+    source, output, rule = input_output_colorspaces(opts, plan.spec.path_for(plan.spec.frames[0]), config,
+                                                    plan.outputs[0], plan.write_options)
     params = proto.RenderParams(mix=opts.mix, temporal=window is not None,
                                 radius=window.radius if window else proto.MAX_RADIUS,
-                                max_motion=window.max_motion if window else 256.0, tile=opts.tile, region=opts.region)
+                                max_motion=window.max_motion if window else 256.0, tile=opts.tile, region=opts.region,
+                                luma_denoise=opts.luma_denoise, chroma_denoise=opts.chroma_denoise, detail=opts.detail)
     pending = plan.pending  # outputs already complete are kept (resumable farm renders, `--overwrite`)
     passes, averaged, model = 0, [], None
     if not pending:
         return plan.summary(time.perf_counter() - started, 0) | {"server": server.endpoint, "generator_passes": 0}
-    with Client(server.endpoint, timeout_s=server.timeout_s, retries=server.retries, curve=server.curve) as client, \
+    with Client(server.endpoint, timeout_s=server.timeout_s, retries=server.retries, curve=server.curve,
+                fail_fast=True, notice=server.notice) as client, \
             TileProgress(len(pending), 1, enabled=show_progress) as progress:
         welcome = client.hello()
+        if not opts.controls.is_default and "controls" not in (welcome.get("features") or ()):
+            raise ServiceError(f"the daemon at {server.endpoint} ({welcome.get('server')}) predates the denoise and "
+                               "detail controls and would ignore them: update it, or leave them at their defaults")
         sources: dict[int, WirePixels] = {}
         frames = {}
         for t, out_path in pending:
@@ -66,12 +77,12 @@ def render_remote(opts: RenderOptions, server: ServerOptions, window: TemporalCo
             offsets = window_offsets(t, first, last, window.radius) if window else ()
             for n in (t, *(t + k for k in offsets)):
                 if n not in sources:
-                    frames[n] = plan.read(n)
+                    frames[n] = plan.read(n, config, source)
                     sources[n] = WirePixels.from_array(frames[n].rgb)
             request = RenderRequest(clip=plan.spec.display_pattern, frame=t, scale=opts.scale, model=server.model,
                                     colorspace=source, output_colorspace=output, params=params)
             result = client.render_frame(request, sources[t], {t + k: sources[t + k] for k in offsets})
-            write_frame(out_path, frames[t].with_rgb(result.pixels).with_colorspace(output), plan.write_options)
+            plan.write(out_path, t, frames[t].with_rgb(result.pixels).with_colorspace(output))
             passes += result.generator_passes
             averaged.append(result.frames_averaged)
             model = result.model
@@ -82,8 +93,8 @@ def render_remote(opts: RenderOptions, server: ServerOptions, window: TemporalCo
     written = len(pending)
     return plan.summary(time.perf_counter() - started, written) | {
         "server": server.endpoint, "server_version": welcome.get("server"), "device": welcome.get("device"),
-        "model": model, "colorspaces": {"input": source, "output": output},
-        "mix": opts.mix, "generator_passes": passes,
+        "model": model, "colorspaces": {"input": source, "output": output, "output_rule": rule},
+        "mix": opts.mix, "controls": dataclasses.asdict(opts.controls), "generator_passes": passes,
         "generator_passes_per_frame": round(passes / written, 4),
         "mean_frames_averaged": round(sum(averaged) / len(averaged), 4),
         "temporal": None if window is None else {"radius": window.radius, "max_motion": window.max_motion,

@@ -34,6 +34,7 @@ import json
 import os
 import secrets
 import shutil
+import sys
 import time
 import zlib
 from collections.abc import Iterable
@@ -83,6 +84,12 @@ SOURCES: dict[str, dict[str, str]] = {
 # motorcycle_left.png (Middlebury 2014 stereo) is left out: scikit-image states no licence for it.
 
 
+#: A camera outside the training draw (colorpipeline.lowlight.CameraRanges) on several axes at once:
+#: darker (7.5 stops), a larger full well, stronger colour loss and white-balance cast, banding.
+_OUTSIDE_CAMERA = CameraModel(stops=7.5, full_well=30000.0, read_noise=1.0, colour_loss=0.7, bits=8,
+                              wb_error=(1.5, 1.0, 0.7), row_noise=4.0, black_level=0.0, jpeg_quality=35)
+
+
 @dataclass(frozen=True)
 class EvalClip:
     """A paired evaluation clip: ``count`` consecutive frames of ``source`` from ``first``, darkened by
@@ -92,6 +99,7 @@ class EvalClip:
     source: str
     first: int
     extra_stops: float = 0.0
+    camera: CameraModel | None = None  # a camera of its own instead of the training one
 
 
 @dataclass(frozen=True)
@@ -117,6 +125,8 @@ class SampleDataConfig:
         EvalClip("bikes_late", "bikes.mp4", 150),
         EvalClip("carphone", "carphone_pristine.mp4", 0),
         EvalClip("bikes_late_dark2", "bikes.mp4", 150, extra_stops=2.0),
+        # outside every range the training draw uses (colorpipeline.lowlight.CameraRanges)
+        EvalClip("carphone_outside", "carphone_pristine.mp4", 0, camera=_OUTSIDE_CAMERA),
     )
     reference_frame: int = 66  # a bright, sunlit Big Buck Bunny frame from the middle of the clip
 
@@ -248,7 +258,7 @@ def _build(work: str, cfg: SampleDataConfig) -> dict:
 
 
 def _build_eval_clip(work: str, clip: EvalClip, cfg: SampleDataConfig, frames: dict[int, np.ndarray]) -> dict:
-    camera = dataclasses.replace(cfg.camera, stops=cfg.camera.stops + clip.extra_stops)
+    camera = clip.camera or dataclasses.replace(cfg.camera, stops=cfg.camera.stops + clip.extra_stops)
     indices = list(range(clip.first, clip.first + cfg.eval_frames))
     folder = os.path.join(work, "eval", clip.name)
     for i in indices:
@@ -376,10 +386,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-frames", type=int, default=d.eval_frames,
                         help=f"consecutive frames per evaluation clip (default {d.eval_frames})")
     parser.add_argument("--force", action="store_true", help="replace DIR if it is not empty")
+    parser.add_argument("--full", action="store_true",
+                        help="build the full training set of real footage from Debian packages instead (a "
+                             "preparation step that downloads them with apt-get; see docs/model-card.md)")
+    parser.add_argument("--cache", default=os.path.join(os.path.expanduser("~"), ".cache", "nightgrade", "debs"),
+                        help="with --full: folder keeping the downloaded .deb files (default ~/.cache/nightgrade/debs)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Build from parsed ``add_arguments`` options and print a one-line summary."""
+    if args.full:
+        from nightgrade.server.training_set import FullSetConfig, build_full_set
+
+        start = time.perf_counter()
+        manifest = build_full_set(FullSetConfig(out_dir=args.dir, cache_dir=args.cache), overwrite=args.force,
+                                  log=lambda m: print(m, file=sys.stderr))
+        print(f"wrote {manifest['count']} clean frames from {len(manifest['packages'])} packages to "
+              f"{os.path.abspath(args.dir)} in {time.perf_counter() - start:.1f} s; sources and licences in "
+              "manifest.json and licences/")
+        return 0
     defaults = SampleDataConfig()
     cfg = SampleDataConfig(seed=args.seed, camera=dataclasses.replace(defaults.camera, stops=args.stops),
                            train_low_count=args.train_low_frames, train_normal_count=args.train_normal_frames,

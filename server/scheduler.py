@@ -49,6 +49,15 @@ class QueueFull(NightGradeError):
         self.max_queue = max_queue
 
 
+class OverBudget(QueueFull):
+    """Taking the job would pass a byte or connection budget (also answered ``BUSY``: it fits once
+    other work is done)."""
+
+    def __init__(self, message: str, depth: int, max_queue: int) -> None:
+        NightGradeError.__init__(self, message)
+        self.depth, self.max_queue = depth, max_queue
+
+
 class DuplicateJob(UsageError):
     """The same peer already has a waiting or running job with this request id."""
 
@@ -71,6 +80,7 @@ class Job:
     group: Hashable
     payload: Any = field(default=None, repr=False)
     lane: Hashable = None
+    size: int = 0  # bytes the job holds until it ends (its pixel buffers), for the byte budgets
 
     def __post_init__(self) -> None:
         if self.priority not in PRIORITIES:
@@ -100,15 +110,21 @@ class SchedulerStats:
 class Scheduler:
     """Thread-safe bounded priority queue of render jobs (one lock; all methods are short).
 
-    ``max_queue`` bounds the jobs waiting (taken jobs do not count). ``clock`` is the monotonic
-    clock that job times are read from; tests pass a fake one.
+    ``max_queue`` bounds the jobs waiting (taken jobs do not count). ``max_bytes``,
+    ``max_peer_bytes`` and ``max_peers`` bound what waiting and running jobs hold: bytes in all,
+    bytes per peer, and peers with jobs (None: no bound). ``clock`` is the monotonic clock that
+    job times are read from; tests pass a fake one.
     """
 
-    def __init__(self, max_queue: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, max_queue: int, clock: Callable[[], float] = time.monotonic, *, max_bytes: int | None = None,
+                 max_peer_bytes: int | None = None, max_peers: int | None = None) -> None:
         if isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 1:
             raise UsageError(f"max_queue must be a positive integer, got {max_queue!r}: use --max-queue 1 or more")
         self.max_queue = max_queue
         self.clock = clock
+        self.max_bytes, self.max_peer_bytes, self.max_peers = max_bytes, max_peer_bytes, max_peers
+        self._bytes = 0
+        self._peer_bytes: dict[bytes, int] = {}  # peers with outstanding jobs -> bytes they hold
         self._lock = threading.Lock()
         self._ready = threading.Condition(self._lock)
         self._waiting: dict[str, list[Job]] = {p: [] for p in PRIORITIES}
@@ -137,6 +153,8 @@ class Scheduler:
             if depth >= self.max_queue:
                 self._counts["busy_refusals"] += 1
                 raise QueueFull(depth, self.max_queue)
+            self._check_budgets(job, depth)
+            self._hold(job.peer, job.size)
             self._counts["submitted"] += 1
             self._waiting[job.priority].append(job)
             self._outstanding[job.key] = job
@@ -174,7 +192,7 @@ class Scheduler:
             self._closed = True
             left = [job for p in PRIORITIES for job in self._waiting[p]]
             for job in left:
-                del self._outstanding[job.key]
+                self._release(job)
             self._waiting = {p: [] for p in PRIORITIES}
             self._ready.notify_all()
             return left
@@ -227,7 +245,7 @@ class Scheduler:
             if self._past_deadline(job, self.clock()):
                 self._drop(job, DEADLINE)
                 return False
-            del self._outstanding[job.key]
+            self._release(job)
             self._counts["failed" if failed else "served"] += 1
             return True
 
@@ -256,8 +274,35 @@ class Scheduler:
     def _past_deadline(job: Job, now: float) -> bool:
         return job.deadline is not None and now >= job.deadline
 
-    def _drop(self, job: Job, code: str) -> None:
+    def _check_budgets(self, job: Job, depth: int) -> None:
+        held = self._peer_bytes.get(job.peer)
+        why = None
+        if held is None and self.max_peers is not None and len(self._peer_bytes) >= self.max_peers:
+            why = (f"{len(self._peer_bytes)} connections already have requests waiting or running "
+                   f"(at most {self.max_peers})")
+        elif self.max_peer_bytes is not None and (held or 0) + job.size > self.max_peer_bytes:
+            why = f"this connection's requests already hold {held} bytes (at most {self.max_peer_bytes})"
+        elif self.max_bytes is not None and self._bytes + job.size > self.max_bytes:
+            why = f"waiting and running requests hold {self._bytes} bytes (at most {self.max_bytes})"
+        if why is not None:
+            self._counts["busy_refusals"] += 1
+            raise OverBudget(f"the daemon is full: {why}; retry shortly", depth, self.max_queue)
+
+    def _hold(self, peer: bytes, size: int) -> None:
+        self._bytes += size
+        self._peer_bytes[peer] = self._peer_bytes.get(peer, 0) + size
+
+    def _release(self, job: Job) -> None:
         del self._outstanding[job.key]
+        self._bytes -= job.size
+        left = self._peer_bytes[job.peer] - job.size
+        if left or any(key[0] == job.peer for key in self._outstanding):
+            self._peer_bytes[job.peer] = left
+        else:
+            del self._peer_bytes[job.peer]
+
+    def _drop(self, job: Job, code: str) -> None:
+        self._release(job)
         self._dropped.append((job, code))
         self._counts["cancelled" if code == CANCELLED else "expired"] += 1
 

@@ -35,11 +35,15 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--curve-authorized-keys", type=Path, help="folder of clients' public .key files allowed in")
     p.add_argument("--insecure", action="store_true",
                    help="allow a non-loopback bind WITHOUT authentication or encryption (trusted networks only)")
+    p.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
+                   help="override a request limit of docs/protocol.md (repeatable), e.g. max_tile=2048 or "
+                        "max_clients=16")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("status", help="print a running daemon's queue, counters, cache and device memory")
-    add_client_arguments(p, DEFAULT_ENDPOINT)
+    # the daemon answers STATS at once even while it renders: a short wait is enough
+    add_client_arguments(p, DEFAULT_ENDPOINT, default_timeout=3.0)
     p.add_argument("--json", action="store_true", help="print the STATS reply as JSON")
     p.set_defaults(func=_cmd_status)
 
@@ -49,17 +53,34 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_keygen)
 
 
-def add_client_arguments(p: argparse.ArgumentParser, default_server: str | None = None) -> None:
+def add_client_arguments(p: argparse.ArgumentParser, default_server: str | None = None,
+                         default_timeout: float = 10.0) -> None:
     """Daemon connection flags shared by `status` and `enhance --server`."""
     g = p.add_argument_group("render daemon")
     g.add_argument("--server", default=default_server,
                    help=f"daemon endpoint, e.g. {DEFAULT_ENDPOINT}" + (" (default)" if default_server else ""))
-    g.add_argument("--timeout", type=float, default=10.0,
-                   help="seconds to wait for any reply before retrying (default 10; a rendering daemon "
-                        "answers pings, so long frames are fine)")
+    g.add_argument("--timeout", type=_seconds, default=default_timeout,
+                   help=f"seconds to wait for any reply before retrying (default {default_timeout:g}; a rendering "
+                        "daemon answers pings, so long frames are fine)")
     g.add_argument("--retries", type=int, default=2, help="resends after a silent timeout (default 2)")
     g.add_argument("--curve-server-key", type=Path, help="the daemon's public key (.key) for Curve")
     g.add_argument("--curve-client-key", type=Path, help="this client's key pair (.key_secret) for Curve")
+
+
+def notice(text: str) -> None:
+    """A client's progress note (a silent try, a retry) as one stderr line: never 30 s of silence."""
+    print(f"nightgrade: {text}", file=sys.stderr, flush=True)
+
+
+def _seconds(text: str) -> float:
+    """argparse type: a finite number of seconds above 0 (``inf`` once overflowed the poll timeout)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 86400:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds in (0, 86400]")
+    return value
 
 
 def curve_client(args: argparse.Namespace):
@@ -84,10 +105,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if given not in ((False, False), (True, True)):
         raise UsageError("Curve needs both --curve-secret-key and --curve-authorized-keys")
     curve = CurveServerConfig(args.curve_secret_key, args.curve_authorized_keys) if given[0] else None
+    _raise_fd_limit()
     daemon = Daemon(DaemonConfig(bind=args.bind, weights=tuple(args.weights), device=args.device, batch=args.batch,
                                  backend=args.backend,
                                  cache_mb=args.cache_mb, cache_dir=args.cache_dir, max_queue=args.max_queue,
-                                 max_jobs=args.max_jobs,
+                                 max_jobs=args.max_jobs, limits=_limits(args.limit),
                                  ocio_config=args.ocio_config, curve=curve, insecure=args.insecure))
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: daemon.stop())
@@ -98,10 +120,35 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _limits(overrides: list[str]):
+    from nightgrade.server.protocol import Limits
+
+    known, values = set(Limits.__dataclass_fields__) - {"max_queue"}, {}  # that one is --max-queue
+    for item in overrides:
+        name, _, value = item.partition("=")
+        if name not in known or not value.strip().isdigit():
+            raise UsageError(f"--limit {item!r}: write NAME=INTEGER with NAME one of {', '.join(sorted(known))}")
+        values[name] = int(value)
+    return Limits(**values)
+
+
+def _raise_fd_limit() -> None:
+    """Every connection costs the daemon a file descriptor: take all the hard limit allows (the
+    systemd unit raises that with LimitNOFILE), so that a crowd of clients does not lock others out."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = max(soft, 1 << 16)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def _cmd_status(args: argparse.Namespace) -> int:
     from nightgrade.server.client import Client
 
-    with Client(args.server, timeout_s=args.timeout, retries=args.retries, curve=curve_client(args)) as client:
+    with Client(args.server, timeout_s=args.timeout, retries=args.retries, curve=curve_client(args),
+                fail_fast=True, notice=notice) as client:
         stats = client.stats()
     if args.json:
         print(json.dumps({k: v for k, v in stats.items() if k not in ("v", "type", "id")}, indent=2))

@@ -57,7 +57,6 @@ from typing import Any
 import numpy as np
 
 from nightgrade.colorpipeline.errors import OutputError, UsageError
-from nightgrade.colorpipeline.imageio import write_frame
 from nightgrade.colorpipeline.motion import FlowConfig
 from nightgrade.colorpipeline.sequence import SequenceSpec, resolve_input
 from nightgrade.colorpipeline.temporal import TemporalConfig, window_offsets
@@ -183,7 +182,8 @@ def render_temporal(opts: RenderOptions, cfg: TemporalRenderConfig = TemporalRen
     requested = resolve_input(opts.input, opts.frames)
     first, last = window_extent(requested, radius)
     widened = (first, last) != (requested.frames[0], requested.frames[-1])
-    plan = plan_sequence(opts, f"{first}-{last}" if widened else None)
+    plan = plan_sequence(opts, f"{first}-{last}" if widened else None, made_by={"temporal": {
+        **dataclasses.asdict(cfg.window), "flow": cfg.flow.method, "wavelet_refine": cfg.flow.wavelet_refine}})
     pending = plan.pending
     if not pending:
         return plan.summary(time.perf_counter() - started, 0)
@@ -199,7 +199,7 @@ def render_temporal(opts: RenderOptions, cfg: TemporalRenderConfig = TemporalRen
     averaged_counts: list[float] = []
     identical = 0
     sources = {n for t in centres for n in range(max(first, t - radius), min(last, t + radius) + 1)}
-    with TileProgress(len(sources), setup.tiles_per_frame, enabled=show_progress) as progress:
+    with TileProgress(len(sources), setup.tiles_per_frame, enabled=show_progress, passes=True) as progress:
         enhanced = EnhancedFrames(setup, cache, progress)
         # Farm chunks sharing a cache folder share the flows across their boundaries too.
         shared = None if cfg.cache_dir is None else BoundaryFlows(cfg.cache_dir, enhanced.key, centres, cfg.flow)
@@ -217,8 +217,8 @@ def render_temporal(opts: RenderOptions, cfg: TemporalRenderConfig = TemporalRen
             tic = time.perf_counter()
             frame = setup.read(t)
             working, _, excess = to_working(frame, setup.colours)
-            write_frame(out_path, finish_frame(frame, result, working, excess, setup.colours, opts.mix),
-                        setup.write_options)
+            setup.write(out_path, t, finish_frame(frame, result, working, excess, setup.colours, opts.mix,
+                                                  opts.controls, opts.scale))
             seconds["finish_write"] += time.perf_counter() - tic
     written = len(pending)
     summary = setup.summary(time.perf_counter() - started, written)

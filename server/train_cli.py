@@ -1,47 +1,98 @@
-"""`nightgrade train`: command-line glue around models/training.py."""
+"""`nightgrade train`: command-line glue around models/training_paired.py and models/training.py.
+
+``--mode paired`` (the default) trains the tile-consistent model on camera-model pairs made from
+``--clean`` frames; ``--init default`` (or a checkpoint path) fine-tunes from a model, e.g. on a
+user's own well-exposed plates. ``--mode paper`` is the paper's unpaired CycleGAN (``--low`` and
+``--normal`` folders), kept for reproduction.
+"""
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
+import os
+import sys
 
+from nightgrade.colorpipeline.errors import UsageError
 from nightgrade.models.training import TrainConfig, train
+from nightgrade.models.training_paired import PairedConfig, train_paired
 
-_DEFAULTS = TrainConfig(low_dir="", normal_dir="", out_dir="")
+_PAPER = TrainConfig(low_dir="", normal_dir="", out_dir="")
+_PAIRED = PairedConfig(clean_dir="", out_dir="")
+# Fields set by dedicated options (or not settable from the command line).
+_PAPER_SKIP = {"low_dir", "normal_dir", "out_dir", "region_input", "perceptual_weights"}
+_PAIRED_SKIP = {"clean_dir", "out_dir", "region_input", "init"}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train the low->normal CycleGAN on unpaired frames",
-                       description="Train the multiscale-patch CycleGAN (paper Sec. 3-4) on two folders of "
-                                   "unpaired frames. Writes train_state.safetensors (for --resume), model.safetensors "
-                                   "(for enhance), losses.csv, losses.png and samples/.")
-    p.add_argument("--low", required=True, help="folder of low-light frames (domain A)")
-    p.add_argument("--normal", required=True, help="folder of normal-light frames (domain B)")
+    p = sub.add_parser("train", help="train a model (paired camera-model pairs, or the paper's unpaired CycleGAN)",
+                       description="--mode paired (default): supervised training of the tile-consistent model on "
+                                   "pairs that the camera model makes from --clean frames; --init fine-tunes a model "
+                                   "(e.g. `--init default --clean MY_PLATES`). --mode paper: the multiscale-patch "
+                                   "CycleGAN of the paper (Sec. 3-4) on unpaired --low and --normal folders. Writes "
+                                   "train_state.safetensors (for --resume), model.safetensors (for enhance) and "
+                                   "losses.csv under --out.")
+    p.add_argument("--mode", choices=("paired", "paper"),
+                   help="training mode (default: paired with --clean, paper with --low/--normal)")
+    p.add_argument("--clean", help="paired: folder of well-exposed frames (searched recursively)")
+    p.add_argument("--init", help="paired: start from this checkpoint ('default' = the shipped model)")
+    p.add_argument("--low", help="paper: folder of low-light frames (domain A)")
+    p.add_argument("--normal", help="paper: folder of normal-light frames (domain B)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--resume", action="store_true", help="continue from OUT/train_state.safetensors")
+    p.add_argument("--minutes", type=float,
+                   help="paired: stop after this many minutes with the state saved (--resume continues the run)")
     p.add_argument("--no-region", action="store_true",
-                   help="train the plain 3-channel CycleGAN baseline (no region input, local losses only)")
+                   help="3-channel baseline: local patches only, no region input (the paper's ablation)")
     p.add_argument("--perceptual-weights",
-                   help="VGG19 weights (safetensors or torchvision .pth) for the perceptual loss; "
+                   help="paper: VGG19 weights (safetensors or torchvision .pth) for the perceptual loss; "
                         "default: the VGG16 shipped in stlpips-pytorch")
-    for field in dataclasses.fields(TrainConfig):
-        if field.name in ("low_dir", "normal_dir", "out_dir", "region_input", "perceptual_weights"):
-            continue
-        default = getattr(_DEFAULTS, field.name)
-        kind = type(default) if default is not None else int
-        p.add_argument(f"--{field.name.replace('_', '-')}", type=kind, default=default,
-                       help=f"(default {default})")
+    # every config field is an option; unset ones take the chosen mode's default
+    for name in dict.fromkeys([f.name for f in dataclasses.fields(PairedConfig) if f.name not in _PAIRED_SKIP]
+                              + [f.name for f in dataclasses.fields(TrainConfig) if f.name not in _PAPER_SKIP]):
+        defaults = {mode: getattr(cfg, name) for mode, cfg in (("paired", _PAIRED), ("paper", _PAPER))
+                    if hasattr(cfg, name)}
+        default = next(iter(defaults.values()))
+        p.add_argument(f"--{name.replace('_', '-')}", type=type(default) if default is not None else int,
+                       default=None, help="(default " + ", ".join(f"{m} {v}" for m, v in defaults.items()) + ")")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress output")
     p.set_defaults(func=run)
 
 
+def _given(args: argparse.Namespace, cfg_cls: type, skip: set[str]) -> dict:
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cfg_cls)
+            if f.name not in skip and getattr(args, f.name, None) is not None}
+
+
 def run(args: argparse.Namespace) -> int:
-    skip = {"low_dir", "normal_dir", "out_dir", "region_input", "perceptual_weights"}
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if f.name not in skip}
-    cfg = TrainConfig(low_dir=args.low, normal_dir=args.normal, out_dir=args.out, region_input=not args.no_region,
-                      perceptual_weights=args.perceptual_weights, **values)
-    summary = train(cfg, resume=args.resume, show_progress=not (args.quiet or args.json))
+    mode = args.mode or ("paper" if (args.low or args.normal) and not args.clean else "paired")
+    if mode == "paper":
+        if not args.low or not args.normal:
+            raise UsageError("--mode paper needs --low and --normal folders")
+        cfg = TrainConfig(low_dir=args.low, normal_dir=args.normal, out_dir=args.out, region_input=not args.no_region,
+                          perceptual_weights=args.perceptual_weights, **_given(args, TrainConfig, _PAPER_SKIP))
+        # The bar rewrites one line with carriage returns: right on a terminal, garbage in a log. In a
+        # log the loss CSV is the progress record, so say where it is instead.
+        terminal = sys.stderr.isatty()
+        if not (terminal or args.quiet or args.json):
+            print(f"nightgrade: training {cfg.steps} steps; progress: {os.path.join(args.out, 'losses.csv')} "
+                  "(one row per step)", file=sys.stderr, flush=True)
+        summary = train(cfg, resume=args.resume, show_progress=terminal and not (args.quiet or args.json))
+    else:
+        if not args.clean:
+            raise UsageError("--mode paired needs --clean FOLDER (well-exposed frames; see `nightgrade sample-data --full`)")
+        init = args.init or ""
+        if init == "default":
+            from nightgrade.server.defaults import resolve_weights
+            init = resolve_weights(None)
+        cfg = PairedConfig(clean_dir=args.clean, out_dir=args.out, init=init, region_input=not args.no_region,
+                           **_given(args, PairedConfig, _PAIRED_SKIP))
+        quiet = args.quiet or args.json
+        if args.minutes is not None and args.minutes <= 0:
+            raise UsageError(f"--minutes must be > 0, got {args.minutes:g}")
+        summary = train_paired(cfg, resume=args.resume, log=(lambda m: None) if quiet else print,
+                               time_limit_s=None if args.minutes is None else 60.0 * args.minutes)
     print(json.dumps(summary, indent=2) if args.json else
           f"trained {summary['steps']} steps in {summary['seconds']} s; model: {summary['model']}")
     return 0

@@ -12,7 +12,8 @@ import torch
 from nightgrade.models.checkpoint import CheckpointMeta, TileSpec, save_checkpoint
 from nightgrade.models.networks import GeneratorConfig, build_generator
 
-TINY = GeneratorConfig(ngf=8, n_blocks=2)
+# the shipped design (tile-consistent, with the frame exposure branch), so every path exercises it
+TINY = GeneratorConfig(ngf=8, n_blocks=2, norm="none", skips=True, residual=True, exposure=True)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -56,12 +56,14 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_serve(endpoint: str, weights: str, log_path: Path, *extra: str) -> subprocess.Popen:
-    """`nightgrade serve` as a child process, its log appended to ``log_path``."""
+def start_serve(endpoint: str, weights: str, log_path: Path, *extra: str, preexec_fn: Any = None) -> subprocess.Popen:
+    """`nightgrade serve` as a child process, its log appended to ``log_path``; ``preexec_fn`` runs in
+    the child before it starts (e.g. to lower a resource limit)."""
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
     with open(log_path, "ab") as log:
         return subprocess.Popen([NIGHTGRADE, "serve", "--bind", endpoint, "--weights", weights, "--device", "cpu",
-                                 "--cache-mb", "0", *extra], stdout=subprocess.DEVNULL, stderr=log, env=env)
+                                 "--cache-mb", "0", *extra], stdout=subprocess.DEVNULL, stderr=log, env=env,
+                                preexec_fn=preexec_fn)
 
 
 def wait_ready(endpoint: str, process: subprocess.Popen, log_path: Path, within_s: float = 60.0) -> None:
@@ -148,13 +150,14 @@ def labelled_frame(label: int, height: int = 64, width: int = 96) -> np.ndarray:
 
 
 class Reference:
-    """The in-process pixel path (server/render.py) for RGB(A) frames in the config's scene_linear
-    role, mix 1, the checkpoint's tiles: what a daemon RESULT of the whole frame must hold."""
+    """The in-process pixel path (server/render.py) for RGB(A) frames in Linear Rec.709 (what a
+    request without colourspace is in), mix 1, the checkpoint's tiles: what a daemon RESULT of the
+    whole frame must hold."""
 
     def __init__(self, weights: str) -> None:
         self.engine = Engine.from_checkpoint(weights, EngineConfig(device="cpu"))
         config = color.ColorConfig(None)
-        source = color.canonical_name(config, "scene_linear")
+        source = color.canonical_name(config, "Linear Rec.709 (sRGB)")
         self.plan = ColourPlan(config, source, color.canonical_name(config, self.engine.meta.colorspace), source)
 
     def render(self, pixels: np.ndarray) -> np.ndarray:

@@ -47,6 +47,7 @@ class FakeDaemon:
     bind: str = "tcp://127.0.0.1:0"
     announce: bool = False        # print READY/GOT lines (standalone use)
     curve: tuple[Path, Path] | None = None  # (the daemon's .key_secret, folder of authorised .key files)
+    models: tuple[str, ...] = ("fake", "fake-alt")  # WELCOME's models, the first one the default
     requests: list[dict] = field(default_factory=list)
     address: str = ""
     _cache: set[str] = field(default_factory=set)
@@ -130,10 +131,10 @@ class FakeDaemon:
         if self.mode == "no_type":
             return [msgpack.packb({"v": 1, "id": header.get("id")})]
         if kind == "HELLO":
-            model = {"name": "fake", "version": "1", "digest": "b2:" + "0" * 32, "colorspace": "ACEScg",
-                     "tile": 64, "region": 160, "stride": 32, "default": True}
-            other = dict(model, name="fake-alt", default=False)
-            return self._reply(header, "WELCOME", version=1, server="nightgrade fake", models=[model, other],
+            model = {"version": "1", "digest": "b2:" + "0" * 32, "colorspace": "ACEScg", "tile": 64, "region": 160,
+                     "stride": 32}
+            models = [dict(model, name=name, default=i == 0) for i, name in enumerate(self.models)]
+            return self._reply(header, "WELCOME", version=1, server="nightgrade fake", models=models,
                                device="cpu", limits={}, ocio_config="fake")
         if kind == "PING":
             return self._reply(header, "PONG", queue=0, busy=self.mode in ("slow", "stall"), uptime_s=1.0)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nightgrade.colorpipeline.imageio import read_frame
 from nightgrade.server.cli import main
 from tests.conftest import write_image
 
@@ -112,7 +113,7 @@ def test_unknown_colourspace(tmp_path: Path, tiny_weights: str, capsys) -> None:
     code, _, err = _run(["enhance", src, str(tmp_path / "o") + "/", "-w", tiny_weights, "--input-colorspace", "ACEScgg"],
                         capsys)
     assert code == 6
-    _assert_one_line_error(err, "ACEScgg", "ACEScg")
+    _assert_one_line_error(err, "ACEScgg", "ACEScg", "`nightgrade colorspaces` lists them")  # a command that exists
     assert _files(tmp_path / "o") == []
 
 
@@ -146,3 +147,72 @@ def test_colorspaces_lists_the_config_and_rejects_a_bad_one(capsys) -> None:
     code, _, err = _run(["colorspaces", "--ocio-config", "/nonexistent/config.ocio"], capsys)
     assert code == 6
     _assert_one_line_error(err, "/nonexistent/config.ocio")
+
+
+def test_output_colourspace_follows_the_output_format(tmp_path: Path, tiny_weights: str, capsys) -> None:
+    """Issue 19 item 2: an 8-bit PNG written as EXR is linearised; a linear EXR written as PNG is
+    display-encoded, not nearly black; the choice is one stderr line and in --json."""
+    png = _sequence(tmp_path / "png", frames=[1], ext="png", pixel_type="uint8")
+    code, out, err = _run(["enhance", png, str(tmp_path / "a.exr"), "-w", tiny_weights, "--mix", "0", "--json"], capsys)
+    assert code == 0, err
+    colours = json.loads(out)["colorspaces"]
+    assert (colours["input"], colours["output"]) == ("sRGB Encoded Rec.709 (sRGB)", "Linear Rec.709 (sRGB)")
+    assert "EXR default" in colours["output_rule"]
+    lines = [line for line in err.splitlines() if line.startswith("nightgrade: colour:")]
+    assert lines == [f"nightgrade: colour: sRGB Encoded Rec.709 (sRGB) -> Linear Rec.709 (sRGB) "
+                     f"(output colourspace {colours['output_rule']})"]
+    source = read_frame(png.replace("####", "0001")).rgb
+    linear = np.where(source <= 0.04045, source / 12.92, ((source + 0.055) / 1.055) ** 2.4)
+    np.testing.assert_allclose(read_frame(str(tmp_path / "a.exr")).rgb, linear, atol=2e-3)  # half precision
+
+    exr = _sequence(tmp_path / "exr", frames=[1])
+    code, out, err = _run(["enhance", exr, str(tmp_path / "b.png"), "-w", tiny_weights, "--mix", "0", "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["colorspaces"]["output"] == "sRGB Encoded Rec.709 (sRGB)"
+    assert float(read_frame(str(tmp_path / "b.png")).rgb.mean()) > 1.5 * float(read_frame(exr.replace("####", "0001")).rgb.mean())
+
+    # the input's colourspace is kept where the output holds it, and a given one always wins
+    code, out, err = _run(["enhance", exr, str(tmp_path / "c.exr"), "-w", tiny_weights, "--json"], capsys)
+    assert json.loads(out)["colorspaces"]["output"] == "Linear Rec.709 (sRGB)"
+    code, out, err = _run(["enhance", exr, str(tmp_path / "d.png"), "-w", tiny_weights, "--json",
+                           "--output-colorspace", "ACEScct"], capsys)
+    assert json.loads(out)["colorspaces"]["output"] == "ACEScct" and "from --output-colorspace" in err
+
+
+def test_version_and_small_first_hour_fixes(tmp_path: Path, tiny_weights: str, capsys, monkeypatch) -> None:
+    """Issue 19 item 11: --version; an output name without extension is a folder; evaluate's
+    defaults stay out of the current folder's docs/."""
+    try:
+        main(["--version"])
+    except SystemExit as done:
+        assert done.code == 0
+    assert capsys.readouterr().out.strip().startswith("nightgrade 0.")
+    src = _sequence(tmp_path / "in", frames=[1, 2])
+    code, _, err = _run(["enhance", src, str(tmp_path / "renders" / "sh010"), "-w", tiny_weights], capsys)
+    assert code == 0, err
+    assert _files(tmp_path / "renders" / "sh010") == ["shot.0001.exr", "shot.0002.exr"]
+    from nightgrade.server.cli import build_parser
+
+    args = build_parser().parse_args(["evaluate", "data/eval"])
+    assert args.out.startswith("out/") and args.sheet.startswith("out/")
+
+
+def test_look_controls_validate_and_reach_the_pixels(tmp_path: Path, tiny_weights: str, capsys) -> None:
+    """Issue 19 controls: each flag names its range when out of it; the defaults are today's look
+    (bit-identical), and a control changes the pixels and is reported in --json."""
+    src = _sequence(tmp_path / "in", frames=[1])
+    for flag, value in (("--luma-denoise", "1.5"), ("--chroma-denoise", "-1"), ("--detail", "3")):
+        code, _, err = _run(["enhance", src, str(tmp_path / "x") + "/", "-w", tiny_weights, flag, value], capsys)
+        assert code == 2
+        _assert_one_line_error(err, f"{flag} {float(value)!r} is outside 0..1")
+    assert _files(tmp_path / "x") == []
+    base = ["enhance", src, "-w", tiny_weights, "--json", "--bit-depth", "float"]
+    outs = {}
+    for name, extra in (("plain", []), ("defaults", ["--luma-denoise", "1", "--chroma-denoise", "1", "--detail", "0"]),
+                        ("grain", ["--luma-denoise", "0", "--detail", "0.5"])):
+        code, out, err = _run(base[:2] + [str(tmp_path / name) + "/"] + base[2:] + extra, capsys)
+        assert code == 0, err
+        outs[name] = read_frame(str(tmp_path / name / "shot.0001.exr")).rgb
+    np.testing.assert_array_equal(outs["defaults"], outs["plain"])
+    assert float(np.abs(outs["grain"] - outs["plain"]).max()) > 1e-3
+    assert json.loads(out)["controls"] == {"luma_denoise": 0.0, "chroma_denoise": 1.0, "detail": 0.5}

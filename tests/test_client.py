@@ -346,3 +346,36 @@ def test_bind_rules():
     check_bind("tcp://0.0.0.0:5557", CurveServerConfig(Path("s"), Path("a")), insecure=False)
     with pytest.raises(UsageError):
         check_bind("http://127.0.0.1:80", None, insecure=True)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_status_answers_at_once_when_no_daemon_listens(tmp_path, capsys):
+    """Issue 19 item 8: `status` (and `enhance --server`) against a daemon that is not running says
+    so at once instead of after 3 silent timeouts."""
+    from nightgrade.server.cli import main
+
+    for endpoint in (f"tcp://127.0.0.1:{_free_port()}", f"ipc://{tmp_path}/none.ipc"):
+        started = time.monotonic()
+        assert main(["status", "--server", endpoint, "--timeout", "5"]) == 7
+        assert time.monotonic() - started < 3.0  # not 3 x 5 s
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and endpoint in err and "is not running" in err and "nightgrade serve" in err
+
+
+def test_fail_fast_is_checked_once_and_silent_tries_are_told(endpoint):
+    """A daemon that exists but stays silent: each retry is announced; fail_fast does not stop a
+    daemon that is there from being asked."""
+    told = []
+    with FakeDaemon(endpoint, lambda message, daemon: []) as daemon, \
+            Client(endpoint, timeout_s=0.2, retries=2, fail_fast=True, notice=told.append) as client:
+        with pytest.raises(DaemonUnavailable):
+            client.stats()
+    assert daemon.count(P.STATS) == 3
+    assert [t.split("(")[-1] for t in told] == ["2 of 3)", "3 of 3)"] and endpoint in told[0]

@@ -6,6 +6,7 @@ import OpenImageIO as oiio
 import PyOpenColorIO as ocio
 import pytest
 
+from nightgrade.colorpipeline import color
 from nightgrade.colorpipeline.color import (
     BUILTIN_CONFIG,
     ColorConfig,
@@ -274,3 +275,23 @@ def test_describe_colorspaces_lists_names_aliases_and_roles():
     acescg = [line for line in lines if line.startswith("ACEScg  ")]
     assert len(acescg) == 1 and "lin_ap1" in acescg[0] and "scene-linear" in acescg[0]
     assert "role scene_linear -> ACEScg" in lines
+
+
+def test_output_colourspace_rule_keeps_what_the_output_format_holds() -> None:
+    """Issue 19 item 2: float files hold linear values, integer files display/log encodings."""
+    cfg = color.ColorConfig()
+    rule = color.output_colorspace
+    assert rule(cfg, "ACEScg", ".exr", is_float=True)[0] == "ACEScg"
+    assert rule(cfg, "ACEScct", ".dpx", is_float=False)[0] == "ACEScct"
+    assert rule(cfg, "sRGB Encoded Rec.709 (sRGB)", ".png", is_float=False)[0] == "sRGB Encoded Rec.709 (sRGB)"
+    assert rule(cfg, "ACEScg", ".dpx", is_float=False)[0] == "Gamma 2.4 Encoded Rec.709"
+    assert rule(cfg, "ACEScg", ".tif", is_float=False)[0] == "sRGB Encoded Rec.709 (sRGB)"
+    assert rule(cfg, "sRGB Encoded Rec.709 (sRGB)", ".tif", is_float=True)[0] == "Linear Rec.709 (sRGB)"
+    assert rule(cfg, "Gamma 2.4 Encoded Rec.709", ".exr", is_float=True)[0] == "Linear Rec.709 (sRGB)"
+    assert rule(cfg, "Raw", ".png", is_float=False)[0] == "Raw"  # data is never converted
+    name, why = rule(cfg, "ACEScg", ".png", is_float=False)
+    assert "PNG default" in why and "linear" in why
+    assert color.is_linear(cfg, "ACEScg") and not color.is_linear(cfg, "ACEScct")
+    # through the daemon (OFX hosts, --server): the host reads the result in the space it sent
+    assert rule(cfg, "Gamma 2.4 Encoded Rec.709", color.BUFFER, is_float=True)[0] == "Gamma 2.4 Encoded Rec.709"
+    assert rule(cfg, "ACEScg", color.BUFFER, is_float=True)[0] == "ACEScg"

@@ -63,7 +63,9 @@ def _frames(folder: Path) -> list[np.ndarray]:
     return [read_image(path)[0] for path in sorted(folder.glob("*.exr"))]
 
 
-@pytest.mark.parametrize("extra", [[], ["--scale", "0.5", "--mix", "0.7"]], ids=["full", "proxy-mix"])
+@pytest.mark.parametrize("extra", [[], ["--scale", "0.5", "--mix", "0.7"],
+                                   ["--scale", "0.5", "--luma-denoise", "0.2", "--chroma-denoise", "0.5", "--detail", "0.7"]],
+                         ids=["full", "proxy-mix", "proxy-controls"])
 def test_enhance_through_the_daemon_matches_the_local_render(daemon: Daemon, tiny_weights: str, tmp_path: Path,
                                                              capsys: pytest.CaptureFixture, extra: list[str]) -> None:
     source = _sequence(tmp_path / "in", frames=2)
@@ -164,3 +166,21 @@ def _wait_for(condition, seconds: float = 30.0) -> None:
     while not condition():
         assert time.monotonic() < end, "condition not reached in time"
         time.sleep(0.005)
+
+
+def test_controls_reach_the_daemon_and_an_older_daemon_is_refused(daemon: Daemon, tmp_path: Path, monkeypatch,
+                                                                  capsys: pytest.CaptureFixture) -> None:
+    """The look controls (params luma_denoise, chroma_denoise, detail; WELCOME feature "controls")
+    change the daemon's pixels; a daemon without the feature would ignore them, so the client refuses."""
+    source = _sequence(tmp_path / "in", frames=1)
+    _render([source, str(tmp_path / "plain") + "/", "--server", daemon.endpoint], capsys)
+    summary = _render([source, str(tmp_path / "grain") + "/", "--server", daemon.endpoint, "--luma-denoise", "0"],
+                      capsys)
+    assert summary["controls"]["luma_denoise"] == 0.0
+    assert np.abs(_frames(tmp_path / "plain")[0] - _frames(tmp_path / "grain")[0]).max() > 1e-3
+    with Client(daemon.endpoint) as client:
+        assert "controls" in client.hello()["features"]
+    monkeypatch.setattr(proto, "FEATURES", ())  # a daemon from before the controls
+    assert main(["enhance", source, str(tmp_path / "old") + "/", "--server", daemon.endpoint, "--detail", "0.5"]) == 7
+    assert "predates the denoise and detail controls" in capsys.readouterr().err
+    assert not (tmp_path / "old").exists() or not list((tmp_path / "old").iterdir())

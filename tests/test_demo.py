@@ -44,3 +44,18 @@ def test_demo_brightens_the_clip(tmp_path: Path, capsys) -> None:
         assert after.shape == before.shape
         # a trained low->normal model must lift a 3-stops-under clip clearly
         assert float((after @ _LUMA).mean()) > 1.5 * float((before @ _LUMA).mean())
+
+
+def test_demo_rerun_renders_afresh_with_the_new_settings(tmp_path: Path, capsys) -> None:
+    """Issue 19 item 1: a second demo into the same folder (with another radius) used to crash with
+    KeyError 'device' because every frame was kept; it must render again with the settings given."""
+    args = ["demo", "--out", str(tmp_path), "--frames", "150", "--device", "cpu"]
+    assert main(args + ["--radius", "1"]) == 0
+    result = tmp_path / "enhanced" / "night_bikes.0150.png"
+    temporal = read_frame(str(result)).rgb
+    capsys.readouterr()
+    assert main(args + ["--radius", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "temporal window off" in out and "1 frames" in out
+    per_frame = read_frame(str(result)).rgb
+    assert float(np.abs(per_frame - temporal).max()) > 1e-3  # the file was rendered again, without the window

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from nightgrade.colorpipeline.errors import UsageError
+from nightgrade.colorpipeline.sequence import parse_frames
 from nightgrade.colorpipeline.temporal import TemporalConfig
 from nightgrade.server.cli import build_parser
 from nightgrade.server.farm_opencue import CueJob, build_outline, chunk_command, job_spec
@@ -135,3 +136,13 @@ def test_submit_script_dry_run_and_no_cuebot(tmp_path: Path) -> None:
     failed = subprocess.run(args + extra, capture_output=True, text=True, env=env, timeout=120)
     assert failed.returncode == 7
     assert failed.stderr.count("\n") == 1 and "CUEBOT_HOSTS" in failed.stderr
+
+
+def test_stepped_ranges_are_sent_in_opencue_spelling_and_need_chunks_of_one() -> None:
+    """Issue 19 item 5: OpenJD's ``:2`` step becomes OpenCue's ``x2``; a chunk of a stepped range
+    would render the skipped frames (#FRAME_START#-#FRAME_END#), so it is refused."""
+    job = CueJob("/p/a.####.exr", "/r/b.####.exr", "1001-1006:2,1010", chunk_size=1, radius=0)
+    assert job.frame_spec == "1001-1005x2,1010" and job.last_frame == 1010
+    assert parse_frames(_layer(job_spec(job)).find("range").text) == (1001, 1003, 1005, 1010)  # PyOutline read it
+    with pytest.raises(UsageError, match="chunk-size 1"):
+        CueJob("/p/a.####.exr", "/r/b.####.exr", "1001-1006x2", chunk_size=10)

@@ -85,3 +85,27 @@ def test_openjd_run_radius_zero_is_the_per_frame_path(tmp_path: Path, tiny_weigh
     assert result["chunks_run"] == 1
     np.testing.assert_allclose(_pixels(tmp_path / "farm", range(1, 4)), _pixels(tmp_path / "local", range(1, 4)),
                                atol=1e-6)
+
+
+def test_openjd_steps_and_colourspace_names_with_spaces(tmp_path: Path, tiny_weights: str) -> None:
+    """Issue 19 items 4-5: an OpenJD step range renders only its frames, and colourspace names with
+    spaces reach nightgrade whole, as parameters and quoted inside ExtraArgs."""
+    src = _sequence(tmp_path / "in", 5)
+    linear = "Linear Rec.709 (sRGB)"
+    render_sequence(RenderOptions(src, str(tmp_path / "local" / "o.####.exr"), weights=tiny_weights, frames="1-5x2",
+                                  bit_depth="float", batch=4, input_colorspace=linear, output_colorspace="ACEScg"),
+                    show_progress=False)
+    params = _params(src, tmp_path / "farm", tiny_weights, "1-5:2", 2, 0)
+    params[params.index("ExtraArgs=--bit-depth float --batch 4")] = \
+        "ExtraArgs=--bit-depth float --batch 4 --output-colorspace 'ACEScg'"
+    result = _openjd("run", str(TEMPLATE), *params, "-p", f"InputColorspace={linear}")
+    assert result["status"] == "success" and result["chunks_run"] == 2  # (1, 3) and (5)
+    assert sorted(os.listdir(tmp_path / "farm")) == ["o.0001.exr", "o.0003.exr", "o.0005.exr"]
+    np.testing.assert_allclose(_pixels(tmp_path / "farm", (1, 3, 5)), _pixels(tmp_path / "local", (1, 3, 5)),
+                               atol=1e-6)
+    # a quoted name with spaces in ExtraArgs stays one argument
+    params = _params(src, tmp_path / "farm2", tiny_weights, "1", 1, 0)
+    params[params.index("ExtraArgs=--bit-depth float --batch 4")] = \
+        f'ExtraArgs=--bit-depth float --input-colorspace "{linear}" --output-colorspace ACEScg'
+    assert _openjd("run", str(TEMPLATE), *params)["status"] == "success"
+    np.testing.assert_allclose(_pixels(tmp_path / "farm2", (1,)), _pixels(tmp_path / "local", (1,)), atol=1e-6)

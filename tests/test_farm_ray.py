@@ -160,10 +160,10 @@ def test_cli_ray_per_frame_render_and_flags(local_ray, tmp_path: Path, tiny_weig
     render_sequence(_opts(src, tmp_path / "local", tiny_weights), show_progress=False)
     args = ["enhance", src, str(tmp_path / "out" / "o.####.exr"), "-w", tiny_weights, "--batch", "4"]
     assert main(args + ["--chunk-size", "2"]) == 2
-    assert "--chunk-size only apply with --ray" in capsys.readouterr().err
+    assert "--chunk-size applies only with --ray" in capsys.readouterr().err
     assert main(args + ["--ray", "--server", "tcp://127.0.0.1:5557"]) == 2
     assert main(args + ["--ray", "--radius", "2"]) == 2
-    assert "--radius only apply to temporal renders" in capsys.readouterr().err
+    assert "--radius applies only to temporal renders" in capsys.readouterr().err
     args += ["--bit-depth", "float", "--ray", "--chunk-size", "3", "--ray-workers", "1"]
     assert main(args + ["--json"]) == 0
     summary = json.loads(capsys.readouterr().out)

@@ -79,8 +79,13 @@ def test_a_finished_render_loads_no_model(tmp_path: Path, tiny_weights: str, mon
     monkeypatch.setattr(render, "load_engine", no_model)
     summary = render_sequence(_opts(src, tmp_path / "out", tiny_weights), show_progress=False)
     assert (summary["frames_written"], summary["frames_skipped"], summary["frames"]) == (0, 3, [1, 3])
-    temporal = render_temporal(_opts(src, tmp_path / "out", tiny_weights), TemporalRenderConfig(
-        window=TemporalConfig(radius=1)), show_progress=False)
+    monkeypatch.undo()  # frames made without the temporal window are not what a temporal render makes
+    window = TemporalRenderConfig(window=TemporalConfig(radius=1))
+    temporal = render_temporal(_opts(src, tmp_path / "out", tiny_weights), window, show_progress=False)
+    assert (temporal["frames_written"], temporal["frames_skipped"], temporal["frames_rerendered"]) == (3, 0, 3)
+    assert temporal["rerender_reason"].startswith("frame 1: temporal null -> ")
+    monkeypatch.setattr(render, "load_engine", no_model)
+    temporal = render_temporal(_opts(src, tmp_path / "out", tiny_weights), window, show_progress=False)
     assert (temporal["frames_written"], temporal["frames_skipped"]) == (0, 3)
 
 

@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +53,7 @@ def test_describe_declares_contexts_depths_threading_and_never_connects(ofx, tmp
     assert props["OfxImageEffectPropSupportsTiles"] == "1"
     assert props["OfxImageEffectPropSupportsMultiResolution"] == "1"
     assert props["OfxImageEffectPropTemporalClipAccess"] == "1"
+    assert props["OfxImageEffectPropColourManagementStyle"] == "OfxImageEffectPropColourManagementOCIO"
     assert log.all("PLUGIN") == ["com.nightgrade.NightGrade 0.1 OfxImageEffectPluginAPI 1"]
     assert log.completed() and not log.all("VIOLATION")
     assert daemon.requests == []  # load, describe, create and edits leave the daemon alone
@@ -110,6 +112,7 @@ def test_two_tiles_at_full_and_half_scale_equal_the_daemons_pixels(ofx, tmp_path
     assert daemon.types().count("HELLO") == 1
     assert log.all("ROI")[0].split()[-1] == "0|0|64|48"  # the whole source, whatever the window
     assert "Frame 1 by nightgrade fake" in log.values()["status"]
+    assert "the host reports no colourspace, so Linear Rec.709" in log.values()["status"]
 
 
 @pytest.mark.parametrize("depth,layout,channels,context", [
@@ -148,6 +151,33 @@ def test_mix_colourspace_model_and_geometry_reach_the_daemon(ofx, tmp_path, fake
     assert log.choices("model") == ["Default (fake)", "fake", "fake-alt"]
     assert log.values()["modelName"] == "fake-alt"
     np.testing.assert_allclose(read_output(out, src), enhance(src, np.float32(0.25)), atol=1e-6)
+
+
+@pytest.mark.parametrize("models", [("fake",), ("fake", "fake-alt", "fake-3")])
+def test_a_model_the_daemon_lacks_is_listed_last_and_chosen(ofx_asan, tmp_path, fake, models):
+    # Option lists of 2 and 4 entries are full vectors: appending the missing model reallocates them.
+    job = job_for(ofx_asan, tmp_path, fake(models=models).address)
+    job.set("modelName", "night-v9")
+    job.press("reconnect")
+    log = job.run(timeout=120)
+    assert log.completed(), log.stderr[-3000:]
+    assert "Sanitizer" not in log.stderr and "runtime error" not in log.stderr, log.stderr[-3000:]
+    assert not log.all("VIOLATION")
+    assert log.choices("model") == ["Default (fake)", *models, "night-v9 (not on this daemon)"]
+    assert log.values()["model"] == str(len(models) + 1)
+
+
+@pytest.mark.parametrize("host_says,sent", [("ofx_scene_linear", "scene_linear"), ("ACEScg", "ACEScg"),
+                                             ("OfxColourspace_Output", None)])
+def test_the_hosts_clip_colourspace_reaches_the_daemon_as_an_ocio_name(ofx, tmp_path, fake, host_says, sent):
+    daemon = fake()
+    job = job_for(ofx, tmp_path, daemon.address, clip_colourspace=host_says)
+    job.source(1.0, 1, frame(4))
+    job.render(1.0, 1, tiles=1)
+    log = job.run()
+    assert log.render_statuses() == [0]
+    assert daemon.requests[-1].get("colorspace") == sent
+    assert ("input colourspace " + sent if sent else "the host reports no colourspace") in log.values()["status"]
 
 
 def test_mix_zero_is_an_identity(ofx, tmp_path, fake):
@@ -209,11 +239,28 @@ def test_daemon_not_running_fails_fast_naming_nightgrade_serve(ofx, tmp_path):
     assert len(log.persistent()) == 1  # the same error is not posted again
 
 
-def test_invalid_address_says_how_to_write_one(ofx, tmp_path):
-    job = job_for(ofx, tmp_path, "tcp://no-port-here")
+@pytest.mark.parametrize("address,words", [
+    ("tcp://no-port-here", ("no :PORT",)), ("inproc://nightgrade", ("inproc:// cannot reach a daemon",)),
+    ("tcp://127.0.0.1:99999", ("port '99999' is not a port number",)), ("tcp://127.0.0.1:0", ("port '0'",)),
+    ("tcp://:5557", ("no host",)), ("127.0.0.1:5557", ("no tcp:// or ipc://",))])
+def test_invalid_address_says_what_is_wrong_and_how_to_write_one(ofx, tmp_path, address, words):
+    job = job_for(ofx, tmp_path, address, {"timeout": 30, "heartbeat": 20})
     job.source(1.0, 1, frame(7))
     job.render(1.0, 1, tiles=1)
-    assert_failed_with(job.run(), "not a valid daemon address", "tcp://HOST:PORT")
+    started = time.monotonic()
+    log = job.run()
+    assert time.monotonic() - started < 10  # said at once, not after the heartbeat
+    assert_failed_with(log, "not a valid daemon address", "tcp://HOST:PORT", *words)
+
+
+def test_render_scale_that_does_not_fit_the_image_is_refused_naming_both(ofx, tmp_path, fake):
+    daemon = fake()
+    job = job_for(ofx, tmp_path, daemon.address, quirks=("half_size_image",))
+    job.source(1.0, 1, frame(5, 48, 64))
+    job.source(0.5, 1, frame(6, 24, 32))
+    job.render(1.0, 1, tiles=2)
+    assert_failed_with(job.run(), "render scale 1", "32x24 source image for a 64x48 clip")
+    assert "RENDER" not in daemon.types()
 
 
 @pytest.mark.parametrize("mode,words", [

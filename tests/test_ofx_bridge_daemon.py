@@ -80,3 +80,20 @@ def test_temporal_node_gives_the_pixels_of_nightgrade_enhance_temporal(ofx, serv
     assert log.render_statuses() == [0, 0], log.persistent()
     assert "frames averaged" in log.values()["status"]
     assert np.abs(read_output(out, expected) - expected).max() <= 1e-4
+
+
+def test_without_colour_management_node_and_cli_use_the_same_default_colourspace(ofx, serve, tiny_weights, tmp_path):
+    # No Input colourspace, no host colourspace, an EXR without metadata: both sides must pick
+    # Linear Rec.709 (the daemon once took the config's scene_linear role, ACEScg, instead).
+    paths = night_sequence(tmp_path / "in", 1)
+    pattern = str(paths[0]).replace(".0001.", ".####.")
+    assert cli_main(["enhance", pattern, str(tmp_path / "cli") + "/", "--weights", tiny_weights, "--device", "cpu",
+                     "--bit-depth", "float", "--quiet"]) == 0
+    expected = read_image(next((tmp_path / "cli").glob("*.exr")))[0]
+    job = job_for(ofx, tmp_path, serve, {"timeout": 120, "heartbeat": 10})
+    job.source(1.0, 1, read_frame(str(paths[0])).pixels)
+    out = job.render(1.0, 1, tiles=1)
+    log = job.run(timeout=300)
+    assert log.render_statuses() == [0], log.persistent()
+    assert "the host reports no colourspace, so Linear Rec.709" in log.values()["status"]
+    assert np.abs(read_output(out, expected) - expected).max() <= 1e-4

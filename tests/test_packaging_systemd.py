@@ -28,6 +28,9 @@ def test_installer_writes_unit_and_settings_and_exec_start_runs_nightgrade(tmp_p
                           env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     unit = (tmp_path / ".config/systemd/user/nightgrade.service").read_text()
+    # the unit's Documentation= names a file the installer put there (issue 19 item 11)
+    documentation = re.search(r"^Documentation=file://%h/(.*)$", unit, re.M).group(1)
+    assert "running the nightgrade daemon as a service" in (tmp_path / documentation).read_text().lower()
     settings = _env_file(tmp_path / ".config/nightgrade/daemon.env")
     assert settings["NIGHTGRADE"] == str(NIGHTGRADE)
     assert settings["NIGHTGRADE_SERVE_ARGS"] == "--bind tcp://127.0.0.1:5557"

@@ -18,6 +18,10 @@ from nightgrade.server.render import RenderOptions, render_sequence
 from tests.conftest import read_image, write_image
 
 
+
+def _no_exposure(self: Engine, frame: np.ndarray, exposure_stops: float = 0.0) -> np.ndarray:
+    return frame
+
 def _identity(self: Engine, batch: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(batch[:, :3])
 
@@ -37,6 +41,7 @@ def _textured(height: int, width: int, seed: int = 0) -> np.ndarray:
 
 def test_identity_generator_round_trips_hdr_exr(tmp_path: Path, tiny_weights: str, monkeypatch) -> None:
     monkeypatch.setattr(Engine, "run_batch", _identity)
+    monkeypatch.setattr(Engine, "prepare_frame", _no_exposure)  # the plumbing alone
     pixels = _textured(70, 150) * 4.0 - 0.02  # scene-linear: highlights to ~4, small negatives
     pixels[10:20, 30:40] = 50.0  # a point light far above 1.0
     write_image(tmp_path / "in.0001.exr", pixels, "float", ("R", "G", "B"))
@@ -63,7 +68,8 @@ def test_mix_blends_linearly_in_working_space(tmp_path: Path, tiny_weights: str)
     outs = {}
     for mix in (0.0, 0.25, 1.0):
         render_sequence(RenderOptions(str(tmp_path / "a.####.exr"), str(tmp_path / f"m{mix}" / "a.####.exr"),
-                                      weights=tiny_weights, mix=mix, bit_depth="float"), show_progress=False)
+                                      weights=tiny_weights, mix=mix, bit_depth="float",
+                                          output_colorspace="srgb_rec709_scene"), show_progress=False)
         outs[mix] = read_image(tmp_path / f"m{mix}" / "a.0001.exr")[0]
     assert np.abs(outs[1.0] - outs[0.0]).max() > 0.05  # the random model does change the picture
     np.testing.assert_allclose(outs[0.25], 0.75 * outs[0.0] + 0.25 * outs[1.0], atol=1e-5)
@@ -73,6 +79,7 @@ def test_proxy_has_the_same_look_scaled(tmp_path: Path, tiny_weights: str, monke
     """A proxy render equals the full render downscaled; ignoring the scale (tile and region sizes
     in proxy pixels) visibly does not — the region input then covers twice the picture."""
     monkeypatch.setattr(Engine, "run_batch", _local_plus_region)
+    monkeypatch.setattr(Engine, "prepare_frame", _no_exposure)  # the plumbing alone
     pixels = _textured(192, 256, seed=3)
     write_image(tmp_path / "f.0001.exr", pixels, "float", ("R", "G", "B"))
     half = cv2.resize(pixels, (128, 96), interpolation=cv2.INTER_AREA)
@@ -92,6 +99,38 @@ def test_proxy_has_the_same_look_scaled(tmp_path: Path, tiny_weights: str, monke
     err_naive = np.abs(naive - reference).mean()
     assert err_proxy < 0.01
     assert err_proxy < 0.5 * err_naive
+
+
+@pytest.mark.parametrize("server", [False, True])
+def test_proxies_average_linear_light_not_encoded_values(tmp_path: Path, tiny_weights: str, server: bool) -> None:
+    """A 0/1 checkerboard in sRGB encoding: its half-scale proxy is 50% linear light (0.7354 encoded),
+    as a host's proxy and the downscaled final are; averaging the encoded values gave 0.5 encoded
+    (21% light), a proxy far darker than the final. Mix 0 shows the proxy input itself, through the
+    real generator run, locally and through the daemon (enhance --server). The float EXR output
+    holds linear values (the output colourspace rule), so 50% light reads 0.5 there."""
+    from daemon_fixtures import free_port, start_serve, stop_process, wait_ready
+
+    board = np.indices((32, 48)).sum(axis=0) % 2
+    pixels = np.repeat(board[..., None], 3, axis=2).astype(np.float32)
+    write_image(tmp_path / "c.0001.exr", pixels, "float", ("R", "G", "B"), {"oiio:ColorSpace": "srgb_rec709_scene"})
+    opts = RenderOptions(str(tmp_path / "c.####.exr"), str(tmp_path / "out") + "/", weights=tiny_weights, mix=0.0,
+                         scale=0.5, bit_depth="float")
+    if server:
+        from nightgrade.server.cli import main as cli_main
+
+        endpoint = f"tcp://127.0.0.1:{free_port()}"
+        process = start_serve(endpoint, tiny_weights, tmp_path / "serve.log")
+        try:
+            wait_ready(endpoint, process, tmp_path / "serve.log")
+            assert cli_main(["enhance", opts.input, opts.output, "--mix", "0", "--scale",
+                             "0.5", "--bit-depth", "float", "--quiet", "--server", endpoint]) == 0
+        finally:
+            stop_process(process)
+    else:
+        render_sequence(opts, show_progress=False)
+    out = read_image(tmp_path / "out" / "c.0001.exr")[0]
+    assert out.shape == (16, 24, 3)
+    np.testing.assert_allclose(out, 0.5, atol=2e-3)
 
 
 def test_alpha_extras_and_metadata_survive(tmp_path: Path, tiny_weights: str) -> None:

@@ -11,8 +11,9 @@ from nightgrade.colorpipeline.errors import InputError, OutputError, UsageError
 from nightgrade.colorpipeline.imageio import probe_sequence, read_frame
 from nightgrade.colorpipeline.sequence import (
     SequenceSpec,
+    format_frames,
     output_path_for,
-    parse_frame_range,
+    parse_frames,
     resolve_input,
 )
 
@@ -36,19 +37,36 @@ def write_exr(path, width=8, height=6, names=("R", "G", "B"), origin=(0, 0)):
 # --- frame ranges -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("text, expected", [
-    ("1001-1100", (1001, 1100)), ("1001", (1001, 1001)), (" 5 - 7 ", (5, 7)), (None, None), ("", None),
+    ("1001-1005", (1001, 1002, 1003, 1004, 1005)), ("1001", (1001,)), (" 5 - 7 ", (5, 6, 7)), (None, None), ("", None),
+    ("1001-1006x2", (1001, 1003, 1005)), ("1001-1006:2", (1001, 1003, 1005)), ("1001,1003", (1001, 1003)),
+    ("1010, 1001-1003x2, 1003", (1001, 1003, 1010)), ("7-7x3", (7,)),
 ])
-def test_parse_frame_range(text, expected):
-    assert parse_frame_range(text) == expected
+def test_parse_frames(text, expected):
+    """Issue 19 item 5: steps (Nuke/Deadline x, OpenJD :) and lists, each frame once, ascending."""
+    assert parse_frames(text) == expected
 
 
 @pytest.mark.parametrize("text, words", [
     ("1100-1001", "ends before it starts"), ("abc", "not understood"), ("1001-", "not understood"),
-    ("1-2-3", "not understood"),
+    ("1-2-3", "not understood"), ("1-9x0", "step 0"), ("1001,,1003", "not understood"), ("5x2", "not understood"),
+    ("1-99999999", "more than"),
 ])
-def test_parse_frame_range_rejects(text, words):
+def test_parse_frames_rejects(text, words):
     with pytest.raises(UsageError, match=words):
-        parse_frame_range(text)
+        parse_frames(text)
+
+
+@pytest.mark.parametrize("frames", [(1,), (1, 2), (1, 3), (1, 3, 5), (1, 2, 3, 10, 20, 30, 31), (4, 9, 11, 13, 100)])
+def test_format_frames_round_trips(frames):
+    assert parse_frames(format_frames(frames)) == frames
+    assert format_frames((1001, 1003, 1005, 1006)) == "1001-1005x2,1006"
+
+
+def test_stepped_range_selects_only_its_frames(tmp_path):
+    touch(tmp_path, *(f"shot.{f}.exr" for f in range(1001, 1007)))
+    assert resolve_input(str(tmp_path / "shot.####.exr"), "1001-1006x2").frames == (1001, 1003, 1005)
+    with pytest.raises(UsageError, match="single file"):
+        resolve_input(str(tmp_path / "shot.1001.exr"), "1001,1003")
 
 
 # --- input patterns -----------------------------------------------------------------------------
@@ -241,3 +259,14 @@ def test_probe_rejects_unreadable_header(tmp_path):
     (tmp_path / "shot.1002.exr").write_bytes(b"not an exr at all")
     with pytest.raises(InputError, match=r"frame 1002 \(.*\) cannot be read, it is corrupt or not an image"):
         probe_sequence(resolve_input(str(tmp_path / "shot.####.exr")))
+
+
+def test_output_name_without_extension_is_a_folder(tmp_path):
+    """Issue 19 item 11: `enhance shot.####.exr renders/sh010` means the folder renders/sh010."""
+    touch(tmp_path, "shot.1001.exr", "shot.1002.exr")
+    spec = resolve_input(str(tmp_path / "shot.####.exr"))
+    assert output_path_for(str(tmp_path / "renders" / "sh010"), spec, 1002) == \
+        str(tmp_path / "renders" / "sh010" / "shot.1002.exr")
+    (tmp_path / "notes").write_bytes(b"")  # an existing file without extension is still a file
+    with pytest.raises(UsageError, match="one file but the input has 2 frames"):
+        output_path_for(str(tmp_path / "notes"), spec, 1001)

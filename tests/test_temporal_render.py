@@ -27,6 +27,10 @@ WORKING = {"oiio:ColorSpace": "srgb_rec709_scene"}  # the tiny model's working s
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
+
+def _no_exposure(self: Engine, frame: np.ndarray, exposure_stops: float = 0.0) -> np.ndarray:
+    return frame
+
 def _identity(self: Engine, batch: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(batch[:, :3])
 
@@ -74,6 +78,7 @@ def _write_sequence(folder: Path, frames: list[np.ndarray], first: int = 1) -> s
 
 
 def _render(src: str, out: Path, weights: str, temporal: TemporalRenderConfig | None, **options) -> dict:
+    options.setdefault("output_colorspace", WORKING["oiio:ColorSpace"])  # the working space out as it came in
     opts = RenderOptions(src, str(out / "o.####.exr"), weights=weights, bit_depth="float", **options)
     if temporal is None:
         return render_sequence(opts, show_progress=False)
@@ -93,6 +98,7 @@ def _window(radius: int, cache_mb: int | None = None) -> TemporalRenderConfig:
 
 def test_each_source_frame_goes_through_the_generator_once(tmp_path: Path, tiny_weights: str, monkeypatch) -> None:
     monkeypatch.setattr(Engine, "run_batch", _identity)
+    monkeypatch.setattr(Engine, "prepare_frame", _no_exposure)  # the plumbing alone
     calls: list[int] = []
     original = Engine.enhance
 
@@ -186,7 +192,7 @@ def test_radius_zero_is_the_per_frame_path_and_flags_need_temporal(tmp_path: Pat
                                   np.stack(_outputs(tmp_path / "plain", range(1, 4))))
 
     assert main(["enhance", src, str(tmp_path / "x") + "/", "-w", tiny_weights, "--radius", "2"]) == 2
-    assert "--radius only apply to temporal renders" in capsys.readouterr().err
+    assert "--radius applies only to temporal renders" in capsys.readouterr().err
     code = main(["enhance", src, str(tmp_path / "cli" / "o.####.exr"), "-w", tiny_weights, "--temporal",
                  "--radius", "1", "--max-motion", "100", "--cache-mb", "8", "--json"])
     summary = json.loads(capsys.readouterr().out)
@@ -200,6 +206,7 @@ def test_radius_zero_is_the_per_frame_path_and_flags_need_temporal(tmp_path: Pat
 
 def test_static_noisy_scene_flickers_less(tmp_path: Path, tiny_weights: str, monkeypatch) -> None:
     monkeypatch.setattr(Engine, "run_batch", _identity)
+    monkeypatch.setattr(Engine, "prepare_frame", _no_exposure)  # the plumbing alone
     clean = _texture(40, 56, seed=5)
     rng = np.random.default_rng(0)
     noisy = [np.clip(clean + rng.normal(0, 0.04, clean.shape), 0, 1).astype(np.float32) for _ in range(8)]
@@ -222,6 +229,7 @@ def test_pan_beyond_max_motion_is_not_averaged(tmp_path: Path, tiny_weights: str
     256 px limit: the output is the per-frame result. At 200 px (50 proxy px) it is averaged; a
     render that took the limit in proxy pixels would average both."""
     monkeypatch.setattr(Engine, "run_batch", _identity)
+    monkeypatch.setattr(Engine, "prepare_frame", _no_exposure)  # the plumbing alone
     step = pan_full_res // 4
     # The scene at proxy resolution, blown up 4x: the proxy of each source frame is a crop of it.
     scene = cv2.resize(_texture(48, 192 + 4 * step, seed=3), None, fx=4, fy=4, interpolation=cv2.INTER_NEAREST)
@@ -254,6 +262,7 @@ def test_occluding_object_does_not_ghost(tmp_path: Path, tiny_weights: str, monk
     """A textured square crosses a panning textured background: where one layer covers or uncovers
     the other within the window, the temporal result is not much worse than the per-frame one."""
     monkeypatch.setattr(Engine, "run_batch", _brighten)
+    monkeypatch.setattr(Engine, "prepare_frame", _no_exposure)  # the plumbing alone
     radius = 3
     clean, masks = _moving_scene(10, 48, 72, pan=(0.7, 0.3), square=16, square_speed=(3.0, 1.0))
     dark, truth_dark = _dark_pair(clean, seed=6)
@@ -279,6 +288,7 @@ def test_moving_sequence_flicker_halves_without_more_ghosting(tmp_path: Path, ti
     """Issue 5's goal on a moving sequence with ground truth: the flicker error falls by >= 50 %
     and the ghosting error (metrics.ghosting_error) rises by no more than 5 %."""
     monkeypatch.setattr(Engine, "run_batch", _brighten)
+    monkeypatch.setattr(Engine, "prepare_frame", _no_exposure)  # the plumbing alone
     clean, _ = _moving_scene(16, 48, 72, pan=(-1.3, 0.6), square=14, square_speed=(2.0, 1.0))
     dark, truth_dark = _dark_pair(clean, seed=8)
     truths = [np.sqrt(t) for t in truth_dark]
@@ -308,3 +318,14 @@ def test_ghosting_error_sees_uncompensated_averaging_and_not_noise() -> None:
     assert ghost_naive > 5 * ghosting_error([compensated[8:-8, 8:-8]], truth)
     assert ghosting_error([noisy[8:-8, 8:-8]], truth) < 0.25 * np.abs(noisy - clean[centre]).mean()
     assert ghost_naive > ghosting_error([noisy[8:-8, 8:-8]], truth)
+
+
+def test_progress_of_a_chunk_counts_generator_passes_not_frames(tmp_path: Path, tiny_weights: str, capsys) -> None:
+    """Issue 19 item 11: a temporal chunk of 2 frames with a handle each side made 4 passes; its
+    log lines say "pass i/4", never "(4/4)" as if 4 frames were written."""
+    src = _write_sequence(tmp_path / "in", [_texture(32, 40, seed=s) for s in range(5)])
+    assert main(["enhance", src, str(tmp_path / "o") + "/", "-w", tiny_weights, "--temporal", "--radius", "1",
+                 "--frames", "2-3"]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("frame ")]
+    assert [line.split(" (")[1].split(")")[0] for line in lines] == [f"pass {i}/4" for i in range(1, 5)]
+    assert sorted(int(line.split()[1]) for line in lines) == [1, 2, 3, 4]  # both handles and both frames

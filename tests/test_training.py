@@ -63,6 +63,7 @@ def test_outputs_a_user_gets(domains, tmp_path: Path) -> None:
     loaded = load_checkpoint(tmp_path / "model.safetensors")
     assert loaded.meta.generator.in_channels == 6 and loaded.meta.tiles.local == 32
     assert loaded.meta.training["steps"] == 2
+    assert str(tmp_path) not in json.dumps(loaded.meta.training)  # no machine paths in a checkpoint
     assert "VGG16" in loaded.meta.training["perceptual"]
     rows = list(csv.DictReader(open(tmp_path / "losses.csv")))
     assert all(np.isfinite(float(r["loss_G"])) for r in rows)

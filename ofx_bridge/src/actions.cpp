@@ -66,6 +66,9 @@ OfxStatus describe(OfxImageEffectHandle descriptor) {
   props::set_int(p, kOfxImageEffectPropSupportsMultipleClipDepths, 0, 0);
   props::set_int(p, kOfxImageEffectPropSupportsMultipleClipPARs, 0, 0);
   props::set_int(p, kOfxImageEffectPluginPropFieldRenderTwiceAlways, 0, 0);
+  // OpenFX 1.5: any colourspace name will do (the daemon converts with OCIO), so the highest style;
+  // it implies the native ones. No preferred colourspace is set: the daemon adapts to the clip's.
+  props::set_string(p, kOfxImageEffectPropColourManagementStyle, 0, kOfxImageEffectPropColourManagementOCIO);
   return kOfxStatOK;
 }
 

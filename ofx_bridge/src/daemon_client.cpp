@@ -11,6 +11,7 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include "address.h"
 #include "errors.h"
 
 namespace nightgrade::ofx {
@@ -99,7 +100,15 @@ DaemonClient::~DaemonClient() { close(); }
 
 std::string DaemonClient::next_id(const char* prefix) { return prefix + std::to_string(++counter_); }
 
+static BridgeError invalid_address(const std::string& address, const std::string& problem) {
+  return BridgeError(Failure::BadSetting, "NightGrade: '" + address + "' is not a valid daemon address (" + problem +
+                                              "): use tcp://HOST:PORT (default tcp://127.0.0.1:5557) or ipc://PATH "
+                                              "in the Daemon address parameter");
+}
+
 void DaemonClient::open() {
+  const std::string problem = address_problem(address_);
+  if (!problem.empty()) throw invalid_address(address_, problem);
   std::lock_guard<std::mutex> lock(g_mutex);
   if (g_context == nullptr) g_context = new zmq::context_t(1);
   auto socket = std::make_unique<zmq::socket_t>(*g_context, zmq::socket_type::dealer);
@@ -116,10 +125,8 @@ void DaemonClient::open() {
   }
   try {
     socket->connect(address_);
-  } catch (const zmq::error_t&) {
-    throw BridgeError(Failure::BadSetting, "NightGrade: '" + address_ +
-                                               "' is not a valid daemon address: use tcp://HOST:PORT (default "
-                                               "tcp://127.0.0.1:5557) or ipc://PATH in the Daemon address parameter");
+  } catch (const zmq::error_t& error) {
+    throw invalid_address(address_, error.what());
   }
   socket_ = std::move(socket);
   ++g_open_sockets;

@@ -129,9 +129,9 @@ void publish_state(Instance& instance) {
   const std::string chosen = get_string_value(instance.params.model_name);
   int index = 0;
   if (!chosen.empty()) {
-    auto at = std::find(options.begin() + 1, options.end(), chosen);
-    if (at == options.end()) options.push_back(chosen + " (not on this daemon)");
-    index = static_cast<int>(at - options.begin());
+    // The index is taken before any push_back: push_back may reallocate and invalidate iterators.
+    index = static_cast<int>(std::find(options.begin() + 1, options.end(), chosen) - options.begin());
+    if (index == static_cast<int>(options.size())) options.push_back(chosen + " (not on this daemon)");
   }
   // Reset first so a shorter list does not keep the old tail.
   if (suites().property->propReset != nullptr) suites().property->propReset(choice, kOfxParamPropChoiceOption);

@@ -110,7 +110,8 @@ bool define_params(OfxParamSetHandle set) {
   p = define(set, {kOfxParamTypeString, kColorspace, "Input colourspace",
                    "OCIO name of the clip's colourspace in the daemon's config (list them with `nightgrade "
                    "colorspaces`). Empty = automatic: the colourspace the host reports for the clip (OpenFX 1.5 "
-                   "colour management) when it reports one, else the daemon config's scene_linear role.",
+                   "colour management) when it reports one, else Linear Rec.709, the default `nightgrade "
+                   "enhance` gives float frames such as EXR, so node and farm render a plate alike.",
                    nullptr});
   if (p == nullptr) return false;
   props::set_string(p, kOfxParamPropDefault, 0, "");

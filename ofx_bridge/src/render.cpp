@@ -117,6 +117,22 @@ std::vector<std::vector<float>> fetch_needed(const Instance& inst, const Neighbo
   return buffers;
 }
 
+// A reported render scale must fit the image the host handed over (the whole clip, as the RoI
+// asks): a scale of 1 with a half-size image would make the daemon treat a proxy as full
+// resolution and size tiles and motion search wrongly, so it is refused with both sizes named.
+void check_scale_fits(double s, const OfxRectD& rod, double aspect, const HostImage& pixels) {
+  const double width = (rod.x2 - rod.x1) / aspect * s, height = (rod.y2 - rod.y1) * s;
+  const auto fits = [](int got, double expected) { return got >= std::floor(expected) - 1 && got <= std::ceil(expected) + 1; };
+  if (fits(pixels.width(), width) && fits(pixels.height(), height)) return;
+  char text[400];
+  std::snprintf(text, sizeof text,
+                "NightGrade: the host reported render scale %g but gave a %dx%d source image for a %gx%g clip "
+                "(%.0fx%.0f at that scale): its proxy setting and its images disagree; render again, or report it "
+                "to the host's vendor",
+                s, pixels.width(), pixels.height(), (rod.x2 - rod.x1) / aspect, rod.y2 - rod.y1, width, height);
+  throw BridgeError(Failure::HostImage, text);
+}
+
 // The render scale: the action's, else the image's. Some hosts (Resolve) omit both; then it is
 // inferred from the image bounds against the clip's canonical region of definition, since the
 // bounds are what the host really rendered.
@@ -124,14 +140,18 @@ double render_scale(const Instance& inst, OfxTime time, OfxPropertySetHandle in_
                     const HostImage& pixels) {
   double scale[2];
   double s = 0.0;
+  // Canonical coordinates are pixels times the pixel aspect ratio (anamorphic plates: 2).
+  double aspect = props::get_double(image, kOfxImagePropPixelAspectRatio, 0, 1.0);
+  if (!std::isfinite(aspect) || aspect <= 0.0) aspect = 1.0;
+  OfxRectD rod;
+  const bool have_rod = suites().effect->clipGetRegionOfDefinition(inst.source, time, &rod) == kOfxStatOK &&
+                        rod.x2 > rod.x1 && rod.y2 > rod.y1;
   if (props::get_doubles(in_args, kOfxImageEffectPropRenderScale, 2, scale) ||
       props::get_doubles(image, kOfxImageEffectPropRenderScale, 2, scale)) {
     s = scale[0];
-  } else {
-    OfxRectD rod;
-    if (suites().effect->clipGetRegionOfDefinition(inst.source, time, &rod) == kOfxStatOK && rod.x2 > rod.x1) {
-      s = pixels.width() / (rod.x2 - rod.x1);
-    }
+    if (have_rod && std::isfinite(s) && s > 0.0) check_scale_fits(s, rod, aspect, pixels);
+  } else if (have_rod) {
+    s = pixels.width() * aspect / (rod.x2 - rod.x1);
   }
   return std::isfinite(s) && s > 0.0 ? std::min(s, 1.0) : 1.0;
 }
@@ -159,10 +179,13 @@ void check_result(const protocol::Result& r, const Reply& reply, const std::arra
 }
 
 std::string describe_success(const protocol::Welcome& w, const std::string& address, int64_t frame,
-                             const protocol::Result& r, const Neighbourhood& hood, bool temporal) {
+                             const protocol::Result& r, const Neighbourhood& hood, bool temporal,
+                             const std::string& colourspace) {
   char timing[96];
   std::snprintf(timing, sizeof timing, "%lld generator pass(es), %.2f s", static_cast<long long>(r.generator_passes), r.seconds);
   std::string text = "Frame " + std::to_string(frame) + " by " + w.server + " on " + w.device + " at " + address + ": " + timing;
+  text += colourspace.empty() ? "; the host reports no colourspace, so Linear Rec.709 (as nightgrade enhance reads EXR)"
+                              : "; input colourspace " + colourspace;
   if (temporal) {
     char averaged[48];
     std::snprintf(averaged, sizeof averaged, ", %.2f frames averaged", r.frames_averaged);
@@ -177,6 +200,19 @@ std::string describe_success(const protocol::Welcome& w, const std::string& addr
   return text;
 }
 
+// The source clip's colourspace as an OCIO name, "" when the host reports none (no OpenFX 1.5
+// colour management): the daemon then applies the CLI's default for float frames.
+std::string host_colourspace(const Instance& inst) {
+  OfxPropertySetHandle clip_props = nullptr;
+  if (suites().effect->clipGetPropertySet(inst.source, &clip_props) != kOfxStatOK) return "";
+  std::string name = props::get_string(clip_props, kOfxImageClipPropColourspace, 0, "");
+  // "OfxColourspace_<clip>" points at another clip's colourspace: this node has no other input.
+  if (name.rfind("OfxColourspace_", 0) == 0) return "";
+  // Native-style roles (ofx_scene_linear, ofx_compositing_log, ...) are OCIO roles with a prefix.
+  if (name.rfind("ofx_", 0) == 0) name.erase(0, 4);
+  return name;
+}
+
 // The request for the whole source frame at its render scale (docs/protocol.md, RENDER).
 protocol::FrameRequest make_request(const Instance& inst, const Settings& settings, const HostImage& src, OfxTime time,
                                     double scale, OfxPropertySetHandle in_args) {
@@ -189,13 +225,7 @@ protocol::FrameRequest make_request(const Instance& inst, const Settings& settin
   request.scale = scale;
   request.channels = src.channels;
   request.row_bytes = static_cast<int64_t>(src.width()) * src.channels * 4;
-  request.colorspace = settings.colorspace;
-  if (request.colorspace.empty()) {
-    OfxPropertySetHandle clip_props = nullptr;
-    if (suites().effect->clipGetPropertySet(inst.source, &clip_props) == kOfxStatOK) {
-      request.colorspace = props::get_string(clip_props, kOfxImageClipPropColourspace, 0, "");
-    }
-  }
+  request.colorspace = settings.colorspace.empty() ? host_colourspace(inst) : settings.colorspace;
   request.mix = settings.mix;
   request.temporal = settings.temporal && settings.radius > 0;
   request.radius = settings.radius;
@@ -265,6 +295,7 @@ void render_frame(Instance& inst, OfxPropertySetHandle in_args) {
                                               std::to_string(std::llround(time)) + ": connect an input clip");
   }
   const HostImage src = describe_image(source.get(), "source");
+  const double scale = render_scale(inst, time, in_args, source.get(), src);
 
   // The part of the render window the source covers, in the daemon's top-left buffer coordinates.
   const OfxRectI covered{std::max(render_window.x1, src.bounds.x1), std::max(render_window.y1, src.bounds.y1),
@@ -280,8 +311,7 @@ void render_frame(Instance& inst, OfxPropertySetHandle in_args) {
   const std::array<int, 4> window{covered.x1 - src.bounds.x1, src.bounds.y2 - covered.y2, covered.x2 - src.bounds.x1,
                                   src.bounds.y2 - covered.y1};
 
-  protocol::FrameRequest request =
-      make_request(inst, settings, src, time, render_scale(inst, time, in_args, source.get(), src), in_args);
+  protocol::FrameRequest request = make_request(inst, settings, src, time, scale, in_args);
   Digest digest;
   const std::vector<float> centre = to_top_down(src, &digest);
   request.digest = digest.finish();
@@ -318,7 +348,8 @@ void render_frame(Instance& inst, OfxPropertySetHandle in_args) {
   write_top_down(out, covered.x1, covered.y2 - 1, covered.x2 - covered.x1, covered.y2 - covered.y1,
                  reinterpret_cast<const float*>(reply.buffers[0].data()), src.channels,
                  static_cast<size_t>(result.row_bytes));
-  report_success(inst, describe_success(welcome, settings.address, request.frame, result, hood, request.temporal));
+  report_success(inst, describe_success(welcome, settings.address, request.frame, result, hood, request.temporal,
+                                        request.colorspace));
 }
 
 }  // namespace nightgrade::ofx

@@ -24,7 +24,7 @@ def parse(argv: list[str]) -> tuple[CueJob, argparse.Namespace]:
     p = argparse.ArgumentParser(prog="nightgrade_cue_submit", description=__doc__.split("\n\n")[0])
     p.add_argument("input", help="input sequence pattern on shared storage")
     p.add_argument("output", help="output sequence pattern or folder on shared storage")
-    p.add_argument("--frames", required=True, help="frame range FIRST-LAST")
+    p.add_argument("--frames", required=True, help="frame range: FIRST-LAST, steps (1001-1100x2) or lists (1001,1003) with --chunk-size 1")
     p.add_argument("--chunk-size", type=int, default=10, help="frames per OpenCue frame/task (default 10)")
     p.add_argument("--weights", help="checkpoint every host can read (default: the shipped model)")
     p.add_argument("--radius", type=int, default=6, help="temporal radius, 0 for none (default 6)")

@@ -13,8 +13,10 @@ fi
 exe=$(cd "$(dirname "$exe")" && pwd)/$(basename "$exe")
 units=${XDG_CONFIG_HOME:-$HOME/.config}/systemd/user
 config=${XDG_CONFIG_HOME:-$HOME/.config}/nightgrade
-mkdir -p "$units" "$config"
+docs=$HOME/.local/share/nightgrade  # the unit's Documentation= path
+mkdir -p "$units" "$config" "$docs"
 cp "$here/nightgrade.service" "$units/nightgrade.service"
+cp "$here/README.md" "$docs/nightgrade-service.md"
 if [ ! -f "$config/daemon.env" ]; then
     cat > "$config/daemon.env" <<ENV
 # NightGrade daemon settings (read by nightgrade.service). Edit, then: systemctl --user restart nightgrade

@@ -86,7 +86,8 @@ OfxStatus clipGetImage(OfxImageClipHandle clip, OfxTime time, const OfxRectD* /*
   }
   if (s.quirk("null_source")) return kOfxStatOK;  // "connected", yet no image (Resolve)
   const OfxTime at = s.quirk("same_neighbours") ? s.render_time : time;
-  const Frame* frame = s.source(s.scale, at);
+  // half_size_image: the render scale says one thing, the image is the one for half of it.
+  const Frame* frame = s.source(s.quirk("half_size_image") ? s.scale / 2 : s.scale, at);
   if (frame == nullptr || frame->pixels.empty()) return kOfxStatFailed;
   const double scale_prop = s.quirk("omit_render_scale") ? -1.0 : s.scale;
   auto img = make_image(frame->bounds, s.channels, s.depth, s.layout, scale_prop,

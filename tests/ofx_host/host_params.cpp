@@ -146,7 +146,15 @@ OfxStatus paramGetValueAtTime(OfxParamHandle param, OfxTime time, ...) {
 OfxStatus set_value(Param* p, va_list args) {
   if (g_in_render) log_violation("paramSetValue on " + p->name + " during render");
   if (is_int_type(p->type)) {
-    p->int_value = va_arg(args, int);
+    const int value = va_arg(args, int);
+    // A host shows a choice by its option list: an index past it is a garbage entry on screen.
+    const Property* options = p->type == kOfxParamTypeChoice ? p->props.find(kOfxParamPropChoiceOption) : nullptr;
+    if (options != nullptr && (value < 0 || static_cast<size_t>(value) >= options->size())) {
+      log_violation("choice " + p->name + " set to " + std::to_string(value) + " of " +
+                    std::to_string(options->size()) + " options");
+      return kOfxStatErrValue;
+    }
+    p->int_value = value;
   } else if (p->type == kOfxParamTypeDouble) {
     p->double_value = va_arg(args, double);
   } else if (p->type == kOfxParamTypeString) {

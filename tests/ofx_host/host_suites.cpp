@@ -177,4 +177,8 @@ OfxHost* host() {
   return &h;
 }
 
+void offer_colour_management() {
+  host_props().set_string(kOfxImageEffectPropColourManagementStyle, {kOfxImageEffectPropColourManagementOCIO});
+}
+
 }  // namespace testhost

@@ -7,4 +7,7 @@ namespace testhost {
 
 OfxHost* host();
 
+// The host descriptor offers OpenFX 1.5 OCIO colour management (jobs with clip_colourspace).
+void offer_colour_management();
+
 }  // namespace testhost

@@ -7,7 +7,8 @@
 //   channels 4|3                     RGBA or RGB (default 4)
 //   frame_range FIRST LAST           the source clip's frame range
 //   quirk NAME                       host misbehaviour: no_persistent_message, omit_render_scale,
-//                                    same_neighbours, null_source, abort, no_parameter_suite
+//                                    same_neighbours, null_source, abort, no_parameter_suite,
+//                                    half_size_image
 //   clip_colourspace NAME            the source clip's OpenFX 1.5 colourspace property
 //   source SCALE FRAME X1 Y1 X2 Y2 PATH   a raw float32 frame (top-down rows) at a render scale
 //   set NAME VALUE...                a user edit of a parameter (instance changed actions)

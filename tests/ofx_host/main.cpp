@@ -211,6 +211,7 @@ int main(int argc, char** argv) {
     s.sources[{std::lround(spec.scale * 1000.0), spec.frame}] = std::move(f);
   }
 
+  if (!job.clip_colourspace.empty()) offer_colour_management();
   void* library = dlopen(job.plugin.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (library == nullptr) {
     std::cerr << "ofx_test_host: dlopen failed: " << dlerror() << "\n";

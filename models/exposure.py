@@ -1,0 +1,104 @@
+"""Frame-level exposure: one gain per colour channel for a whole frame, set before tiling (issue 14).
+
+The paper's generator sees one tile at a time (Sec. 3.1-3.3), so it cannot know a frame's overall
+brightness, and InstanceNorm threw absolute level away. A tile-consistent model instead brightens
+every frame once, in linear light, by gains that a small global branch predicts from a thumbnail
+of the whole frame; the tiled generator then corrects what is left (noise, colour, local tone).
+Every tile of a frame, and the same frame at proxy scale (its thumbnail is the same picture),
+sees the same exposure.
+
+The branch starts as plain auto-exposure (``log2 gain = target - log2 mean linear luma``, the
+target learnable) and learns per-channel corrections from thumbnail features: how dark the scene
+really was meant to be, colour casts, raised blacks. Its output is clamped to ``GAIN_RANGE`` stops.
+
+The working space of these models is sRGB-encoded (the checkpoint's ``colorspace``); gains are
+applied to decoded (linear) values and the result re-encoded, clipped to [0, 1] like everything the
+model sees (the highlights rule keeps what lies above 1 outside the model).
+"""
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from nightgrade.colorpipeline.lowlight import linear_to_srgb, srgb_to_linear
+
+#: Side of the square thumbnail the branch sees (area-averaged, so noise barely matters).
+THUMB = 64
+#: Predicted gains are clamped to this many stops (a quarter to 4096 times).
+GAIN_RANGE = (-2.0, 12.0)
+_LUMA = (0.2126, 0.7152, 0.0722)
+_EPS = 1e-5
+
+
+def decode_srgb(v: torch.Tensor) -> torch.Tensor:
+    """sRGB decoding in torch (the same curve as ``colorpipeline.lowlight.srgb_to_linear``)."""
+    return torch.where(v <= 0.04045, v / 12.92, ((v.clamp(min=0.04045) + 0.055) / 1.055) ** 2.4)
+
+
+class FrameExposure(nn.Module):
+    """Thumbnail (B, 3, THUMB, THUMB) sRGB in [0, 1] -> log2 gains (B, 3), one per channel."""
+
+    def __init__(self, width: int = 16) -> None:
+        super().__init__()
+        self.target = nn.Parameter(torch.tensor(math.log2(0.18)))
+        self.features = nn.Sequential(
+            nn.Conv2d(6, width, 3, stride=2, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(2 * width, 4 * width, 3, stride=2, padding=1), nn.ReLU(inplace=True),
+        )
+        self.head = nn.Sequential(nn.Linear(8 * width + 4, 4 * width), nn.ReLU(inplace=True),
+                                  nn.Linear(4 * width, 4))
+        # the branch starts as plain auto-exposure: no learned correction yet
+        nn.init.zeros_(self.head[-1].weight)
+        nn.init.zeros_(self.head[-1].bias)
+
+    def forward(self, thumb: torch.Tensor) -> torch.Tensor:
+        linear = decode_srgb(thumb.clamp(0.0, 1.0))
+        means = linear.mean(dim=(2, 3))                                   # (B, 3)
+        luma = means @ torch.tensor(_LUMA, dtype=means.dtype, device=means.device)
+        base = self.target - torch.log2(luma + _EPS)                        # (B,)
+        # the thumbnail as captured and as auto-exposure would show it: level and content cues
+        shown = encode_srgb((linear * torch.exp2(base)[:, None, None, None]).clamp(0.0, 1.0))
+        f = self.features(torch.cat([thumb, shown], dim=1))
+        pooled = torch.cat([f.mean(dim=(2, 3)), f.amax(dim=(2, 3))], dim=1)
+        stats = torch.cat([torch.log2(means + _EPS), torch.log2(luma + _EPS)[:, None]], dim=1) / 8.0
+        delta = self.head(torch.cat([pooled, stats], dim=1))
+        gains = base[:, None] + delta[:, :1] + delta[:, 1:]
+        return gains.clamp(*GAIN_RANGE)
+
+
+def encode_srgb(v: torch.Tensor) -> torch.Tensor:
+    """sRGB encoding in torch (``colorpipeline.lowlight.linear_to_srgb``'s curve)."""
+    return torch.where(v <= 0.0031308, v * 12.92, 1.055 * v.clamp(min=0.0031308) ** (1 / 2.4) - 0.055)
+
+
+def thumbnail(frame_hwc: np.ndarray) -> np.ndarray:
+    """The (3, THUMB, THUMB) float32 area-averaged thumbnail of an sRGB H x W x 3 frame in [0, 1]."""
+    small = cv2.resize(np.ascontiguousarray(frame_hwc[..., :3], dtype=np.float32), (THUMB, THUMB),
+                       interpolation=cv2.INTER_AREA)
+    return np.clip(small, 0.0, 1.0).transpose(2, 0, 1).copy()
+
+
+def apply_gains(frame_hwc: np.ndarray, log2_gains: np.ndarray) -> np.ndarray:
+    """Multiply an sRGB-encoded frame's linear light by ``2 ** log2_gains`` per channel; clip to [0, 1]."""
+    gains = np.exp2(np.asarray(log2_gains, dtype=np.float32)).reshape(1, 1, 3)
+    linear = srgb_to_linear(np.clip(frame_hwc, 0.0, 1.0)) * gains
+    return linear_to_srgb(np.clip(linear, 0.0, 1.0))
+
+
+def frame_gains(branch: FrameExposure, frame_hwc: np.ndarray, offset_stops: float = 0.0) -> np.ndarray:
+    """log2 gains (3,) the branch predicts for one frame, plus a user offset in stops."""
+    param = next(branch.parameters())
+    with torch.inference_mode():
+        thumb = torch.from_numpy(thumbnail(frame_hwc))[None].to(param.device, param.dtype)
+        gains = branch(thumb)[0].float().cpu().numpy()
+    return gains + np.float32(offset_stops)
+
+
+def normalise_exposure(branch: FrameExposure, frame_hwc: np.ndarray, offset_stops: float = 0.0) -> np.ndarray:
+    """The frame brightened by the gains the branch predicts for it (plus ``offset_stops``)."""
+    return apply_gains(frame_hwc, frame_gains(branch, frame_hwc, offset_stops))

@@ -1,0 +1,130 @@
+"""Paired training samples made by the camera model from clean frames (issue 14, items 2-3).
+
+Each sample is one "frame": a random window of a clean picture (random scale, position and flip,
+so one photograph gives many framings), resized so its long side is ``frame_side``. Its low-light
+capture comes from a camera drawn per frame (``colorpipeline.lowlight.draw_camera``), made in
+linear light and re-encoded to sRGB, the models' working space. The generator's inputs are cut
+from the low frame only after its exposure is normalised (``models/exposure.py``), exactly as at
+inference, so those crops are made in torch (``PairedFrames.crops``) where the gains can learn.
+"""
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from nightgrade.colorpipeline.errors import InputError
+from nightgrade.colorpipeline.lowlight import CameraRanges, capture, draw_camera, linear_to_srgb, srgb_to_linear
+from nightgrade.models.exposure import THUMB, decode_srgb, encode_srgb
+
+_EXTENSIONS = (".png", ".jpg", ".jpeg")
+_EPS = 1e-5
+
+
+def find_clean_frames(folder: str) -> list[str]:
+    """Every picture under ``folder`` (recursively), sorted; InputError when there is none."""
+    if not os.path.isdir(folder):
+        raise InputError(f"clean-frame folder {folder} does not exist; build one with `nightgrade sample-data --full DIR`")
+    paths = sorted(p for p in glob.glob(os.path.join(folder, "**", "*"), recursive=True)
+                   if p.lower().endswith(_EXTENSIONS))
+    if not paths:
+        raise InputError(f"no clean frames (.png/.jpg) under {folder}")
+    return paths
+
+
+def load_clean(paths: list[str], min_side: int) -> list[np.ndarray]:
+    """Pictures as uint8 RGB (a quarter of float32's memory); InputError names an unreadable one."""
+    frames = []
+    for path in paths:
+        bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise InputError(f"cannot read training frame {path}")
+        if min(bgr.shape[:2]) < min_side:
+            raise InputError(f"training frame {path} is {bgr.shape[1]}x{bgr.shape[0]}, smaller than {min_side} px")
+        frames.append(np.ascontiguousarray(bgr[..., ::-1]))
+    return frames
+
+
+@dataclass
+class PairedFrames:
+    """A batch of frames: clean and low sRGB (B, 3, H, W) in [0, 1], thumbnails, true log2 gains."""
+
+    clean: torch.Tensor
+    low: torch.Tensor
+    thumbs: torch.Tensor
+    true_gains: torch.Tensor
+    cameras: list[dict]
+
+    def crops(self, gains: torch.Tensor, local: int, region: int, per_frame: int,
+              rng: np.random.Generator, region_input: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """Generator inputs (N, 6 or 3, Nl, Nl) in [-1, 1] and targets (N, 3, Nl, Nl), N = B * per_frame.
+
+        The low frames are brightened by ``gains`` (log2, (B, 3), differentiable) in linear light;
+        regions are reflected at frame edges and area-averaged to Nl, as at inference.
+        """
+        linear = decode_srgb(self.low) * torch.exp2(gains)[:, :, None, None]
+        shown = encode_srgb(linear.clamp(0.0, 1.0))
+        height, width = shown.shape[2:]
+        factor = region // local
+        inputs, targets = [], []
+        pad = region // 2
+        padded = F.pad(shown, (pad, pad, pad, pad), mode="reflect")
+        for b in range(shown.shape[0]):
+            for _ in range(per_frame):
+                top, left = int(rng.integers(height - local + 1)), int(rng.integers(width - local + 1))
+                loc = shown[b, :, top:top + local, left:left + local]
+                cy, cx = top + local // 2 + pad, left + local // 2 + pad
+                reg = padded[b:b + 1, :, cy - region // 2:cy - region // 2 + region,
+                             cx - region // 2:cx - region // 2 + region]
+                reg = F.avg_pool2d(reg, factor)[0] if factor > 1 else reg[0]
+                inputs.append(torch.cat([loc, reg]) if region_input else loc)
+                targets.append(self.clean[b, :, top:top + local, left:left + local])
+        return torch.stack(inputs) * 2.0 - 1.0, torch.stack(targets) * 2.0 - 1.0
+
+
+def make_frames(pictures: list[np.ndarray], count: int, frame_side: int, rng: np.random.Generator,
+                ranges: CameraRanges = CameraRanges()) -> PairedFrames:
+    """``count`` random framings of random pictures with their low-light captures."""
+    clean, low, thumbs, gains, cameras = [], [], [], [], []
+    for _ in range(count):
+        picture = pictures[int(rng.integers(len(pictures)))]
+        frame = _random_framing(picture, frame_side, rng)
+        linear = srgb_to_linear(frame)
+        camera = draw_camera(rng, ranges)
+        dark = capture(linear, camera, rng)
+        dark_srgb = linear_to_srgb(np.clip(dark, 0.0, 1.0))
+        truth = np.log2((linear.mean(axis=(0, 1)) + _EPS) / (dark.mean(axis=(0, 1)) + _EPS))
+        clean.append(frame.transpose(2, 0, 1))
+        low.append(dark_srgb.transpose(2, 0, 1))
+        thumbs.append(cv2.resize(dark_srgb, (THUMB, THUMB), interpolation=cv2.INTER_AREA).transpose(2, 0, 1))
+        gains.append(truth)
+        cameras.append(camera.to_dict())
+    as_tensor = lambda xs: torch.from_numpy(np.ascontiguousarray(np.stack(xs), dtype=np.float32))  # noqa: E731
+    return PairedFrames(as_tensor(clean), as_tensor(low), as_tensor(thumbs), as_tensor(gains), cameras)
+
+
+def frame_height(side: int) -> int:
+    """Height of a 16:9 training frame ``side`` px wide."""
+    return round(side * 9 / 16)
+
+
+def _random_framing(picture: np.ndarray, side: int, rng: np.random.Generator) -> np.ndarray:
+    """A random 16:9 window (60-100% of the largest that fits) resized to ``side`` x ``side * 9/16``.
+
+    16:9 like the footage the model meets; one size for every frame so a batch stacks.
+    """
+    h, w = picture.shape[:2]
+    scale = float(rng.uniform(0.6, 1.0))
+    win_w = max(16, int(min(w, h * 16 / 9) * scale))
+    win_h = max(9, int(win_w * 9 / 16))
+    top, left = int(rng.integers(h - win_h + 1)), int(rng.integers(w - win_w + 1))
+    window = picture[top:top + win_h, left:left + win_w]
+    resized = cv2.resize(window, (side, frame_height(side)), interpolation=cv2.INTER_AREA)
+    if rng.random() < 0.5:
+        resized = resized[:, ::-1]
+    return np.ascontiguousarray(resized, dtype=np.float32) / np.float32(255.0)

@@ -1,0 +1,200 @@
+"""`nightgrade train --mode paired`: supervised training on camera-model pairs (issue 14, item 3).
+
+The paper trains unpaired (Sec. 3-4) because night footage has no ground truth. A camera model
+with randomised parameters (``colorpipeline.lowlight``) gives pairs from any clean footage, and
+supervision learns exposure, colour and noise far faster than an adversarial game. The network is
+the tile-consistent variant of the paper's generator (``models/networks.py``: no per-tile norm,
+skips, global residual) plus the frame-level exposure branch (``models/exposure.py``); the input
+stays the paper's six channels (local Nl patch + the Nr region resized to Nl, Sec. 3.1).
+
+Loss per step: ``w * L1(local) + (1 - w) * L1(local, 4x-averaged)`` on sRGB-encoded values, with
+the paper's w = 0.9 (the coarse term weighs tone and colour over a neighbourhood, where the paper
+uses a perceptual loss on the region), plus ``lambda_gain`` times the squared error of the
+predicted log2 exposure gains against the true ones (anchors the exposure branch early on).
+Adam with a cosine decay of the learning rate. Resume is exact: weights, Adam moments, both RNGs.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from nightgrade.colorpipeline.errors import UsageError
+from nightgrade.colorpipeline.lowlight import CameraRanges
+from nightgrade.models.checkpoint import CheckpointMeta, TileSpec, load_checkpoint, save_checkpoint
+from nightgrade.models.networks import GeneratorConfig, build_generator
+from nightgrade.models.paired_data import find_clean_frames, frame_height, load_clean, make_frames
+from nightgrade.models.train_state import load_train_state, read_train_meta, save_train_state
+
+MODES = ("paired",)
+
+
+@dataclass(frozen=True)
+class PairedConfig:
+    """Everything that decides a paired run (saved in its state and exported checkpoint)."""
+
+    clean_dir: str
+    out_dir: str
+    steps: int = 20000
+    frames_per_step: int = 4
+    crops_per_frame: int = 2
+    frame_side: int = 512
+    local: int = 96
+    region: int = 288
+    infer_local: int = 256
+    ngf: int = 16
+    n_blocks: int = 6
+    n_downsample: int = 3
+    region_input: bool = True
+    norm: str = "none"
+    lr: float = 1e-3
+    w: float = 0.9
+    lambda_gain: float = 0.1
+    seed: int = 0
+    init: str = ""
+    checkpoint_seconds: int = 300
+    log_every: int = 25
+    model_name: str = "nightgrade"
+    model_version: str = "0.2.0"
+
+    def __post_init__(self) -> None:
+        if self.region % self.local or self.region < self.local:
+            raise UsageError(f"region ({self.region}) must be a multiple of local ({self.local})")
+        if self.local % 8 or self.infer_local % 8:
+            raise UsageError("local and infer_local must be multiples of 8")
+        if frame_height(self.frame_side) <= self.region // 2 or min(self.steps, self.frames_per_step,
+                                                                  self.crops_per_frame) < 1:
+            raise UsageError("frame_side must exceed local + region / 2; steps and batch sizes must be >= 1")
+
+    def generator_config(self) -> GeneratorConfig:
+        return GeneratorConfig(in_channels=6 if self.region_input else 3, ngf=self.ngf, n_blocks=self.n_blocks,
+                               n_downsample=self.n_downsample, norm=self.norm, skips=True, residual=True,
+                               exposure=True)
+
+
+# Settings that may differ on --resume: the budget and how often to write.
+_RESUMABLE = {"out_dir", "steps", "checkpoint_seconds", "log_every"}
+
+
+class PairedTrainer:
+    def __init__(self, cfg: PairedConfig) -> None:
+        self.cfg = cfg
+        torch.manual_seed(cfg.seed)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.generator = build_generator(cfg.generator_config())
+        if cfg.init:
+            self._initialise(cfg.init)
+        self.optimizer = torch.optim.Adam(self.generator.parameters(), lr=cfg.lr)
+        paths = find_clean_frames(cfg.clean_dir)
+        self.pictures = load_clean(paths, min_side=cfg.local)
+        self.ranges = CameraRanges()
+        self.step_index = 0
+
+    def _initialise(self, path: str) -> None:
+        loaded = load_checkpoint(path)
+        if loaded.meta.generator != self.generator.config:
+            raise UsageError(f"--init {path} has a different architecture than this run; "
+                             "use the same --ngf/--n-blocks/--n-downsample as the checkpoint")
+        self.generator.load_state_dict(loaded.generator.state_dict())
+
+    def learning_rate(self, step: int) -> float:
+        return self.cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, step / self.cfg.steps)))
+
+    def step(self) -> dict[str, float]:
+        cfg = self.cfg
+        lr = self.learning_rate(self.step_index)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        frames = make_frames(self.pictures, cfg.frames_per_step, cfg.frame_side, self.rng, self.ranges)
+        gains = self.generator.exposure(frames.thumbs)
+        x, target = frames.crops(gains, cfg.local, cfg.region, cfg.crops_per_frame, self.rng, cfg.region_input)
+        y = self.generator(x)
+        fine = F.l1_loss(y, target)
+        coarse = F.l1_loss(F.avg_pool2d(y, 4), F.avg_pool2d(target, 4))
+        gain_err = F.mse_loss(gains, frames.true_gains)
+        loss = cfg.w * fine + (1.0 - cfg.w) * coarse + cfg.lambda_gain * gain_err
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.step_index += 1
+        return {"loss": loss.item(), "l1": fine.item(), "coarse": coarse.item(), "gain_mse": gain_err.item(),
+                "lr": lr}
+
+    def save(self, path: Path) -> None:
+        meta = {"step": self.step_index, "config": dataclasses.asdict(self.cfg),
+                "numpy_rng": self.rng.bit_generator.state, "kind": "paired"}
+        save_train_state(path, {"G": self.generator}, {"G": self.optimizer},
+                         {"torch_rng": torch.get_rng_state()}, meta)
+
+    def resume(self, path: Path) -> None:
+        meta = read_train_meta(path)
+        saved = {k: v for k, v in meta["config"].items() if k not in _RESUMABLE}
+        current = {k: v for k, v in dataclasses.asdict(self.cfg).items() if k not in _RESUMABLE}
+        if saved != current:
+            changed = sorted(k for k in current if saved.get(k) != current[k])
+            raise UsageError(f"--resume with different settings ({', '.join(changed)}); use the original ones")
+        extra, meta = load_train_state(path, {"G": self.generator}, {"G": self.optimizer})
+        self.step_index = int(meta["step"])
+        self.rng.bit_generator.state = meta["numpy_rng"]
+        torch.set_rng_state(extra["torch_rng"])
+
+    def export(self, path: Path, seconds: float) -> CheckpointMeta:
+        cfg = self.cfg
+        region = round(cfg.infer_local * cfg.region / cfg.local)
+        config = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("clean_dir", "out_dir", "init")}
+        training = {"mode": "paired", "steps": self.step_index, "train_seconds": round(seconds, 1),
+                    "config": config, "clean_frames": len(self.pictures),
+                    "camera_ranges": dataclasses.asdict(self.ranges),
+                    "initialised_from": Path(cfg.init).name if cfg.init else None}
+        meta = CheckpointMeta(generator=cfg.generator_config(),
+                              tiles=TileSpec(cfg.infer_local, region, cfg.infer_local // 2),
+                              model_name=cfg.model_name, model_version=cfg.model_version, training=training)
+        return save_checkpoint(path, self.generator, meta)
+
+
+def train_paired(cfg: PairedConfig, resume: bool = False, log=print, stop_at: int | None = None,
+                 time_limit_s: float | None = None) -> dict[str, Any]:
+    """Run (or resume) a paired run to ``cfg.steps``; state every ``checkpoint_seconds``, then export.
+
+    ``stop_at`` (a step) or ``time_limit_s`` end this session early with the state saved, so a later
+    ``resume`` continues the same run (the schedule still spans ``cfg.steps``).
+    """
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    trainer = PairedTrainer(cfg)
+    state_path = out / "train_state.safetensors"
+    if resume:
+        trainer.resume(state_path)
+    started = time.perf_counter()
+    last_save = started
+    sums: dict[str, float] = {}
+    with open(out / "losses.csv", "a") as csv:
+        end = min(cfg.steps, stop_at) if stop_at is not None else cfg.steps
+        while trainer.step_index < end:
+            values = trainer.step()
+            for k, v in values.items():
+                sums[k] = sums.get(k, 0.0) + v
+            if trainer.step_index % cfg.log_every == 0:
+                means = {k: v / cfg.log_every for k, v in sums.items()}
+                csv.write(f"{trainer.step_index}," + ",".join(f"{means[k]:.6g}" for k in sorted(means)) + "\n")
+                csv.flush()
+                log(f"step {trainer.step_index}/{cfg.steps} " + " ".join(f"{k}={means[k]:.4g}" for k in sorted(means)))
+                sums = {}
+            now = time.perf_counter()
+            out_of_time = time_limit_s is not None and now - started >= time_limit_s
+            if now - last_save >= cfg.checkpoint_seconds or trainer.step_index == end or out_of_time:
+                trainer.save(state_path)
+                trainer.export(out / "model.safetensors", now - started)
+                last_save = now
+            if out_of_time:
+                break
+    meta = trainer.export(out / "model.safetensors", time.perf_counter() - started)
+    return {"steps": trainer.step_index, "seconds": round(time.perf_counter() - started, 1),
+            "model": str(out / "model.safetensors"), "digest": meta.digest}

@@ -1,0 +1,77 @@
+"""Resume knows what made a frame (issue 16 item 11, issue 19 item 3): frames made with other
+settings, other weights, by another tool, or a hard link to the input are rendered again, and
+the render says so; frames made the same way are kept."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nightgrade.models.checkpoint import CheckpointMeta, TileSpec, save_checkpoint
+from nightgrade.models.networks import build_generator
+from nightgrade.server.cli import main
+from tests.conftest import TINY, read_image, write_image
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _inputs(folder: Path, count: int = 2) -> str:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(2)
+    for n in range(1, count + 1):
+        write_image(folder / f"s.{n:04d}.exr", (rng.random((40, 56, 3)) * 0.3).astype(np.float32), "float")
+    return str(folder / "s.####.exr")
+
+
+def _enhance(capsys, *args: str) -> tuple[dict, list[str]]:
+    assert main(["enhance", *args, "--device", "cpu", "--json", "-q"]) == 0
+    captured = capsys.readouterr()
+    return json.loads(captured.out), [line for line in captured.err.splitlines() if line]
+
+
+@pytest.mark.parametrize("ext", [".exr", ".png", ".tif", ".dpx"])
+def test_other_settings_are_rendered_again_and_said(tmp_path: Path, tiny_weights: str, capsys, ext: str) -> None:
+    src, out = _inputs(tmp_path / "in"), str(tmp_path / "out" / f"o.####{ext}")
+    _enhance(capsys, src, out, "--weights", tiny_weights)
+    same, notes = _enhance(capsys, src, out, "--weights", tiny_weights)
+    assert (same["frames_written"], same["frames_skipped"], same["frames_rerendered"]) == (0, 2, 0) and not notes
+    first = read_image(tmp_path / "out" / f"o.0001{ext}")[0]
+    mixed, notes = _enhance(capsys, src, out, "--weights", tiny_weights, "--mix", "0.3")
+    assert (mixed["frames_written"], mixed["frames_skipped"], mixed["frames_rerendered"]) == (2, 0, 2)
+    reason = "mix 1.0 -> 0.3" if ext != ".dpx" else "made with other settings"  # DPX keeps a fingerprint only
+    assert mixed["rerender_reason"] == f"frame 1: {reason}"
+    assert len(notes) == 1 and "rendered 2 existing frame(s) again" in notes[0] and reason in notes[0]
+    assert not np.array_equal(read_image(tmp_path / "out" / f"o.0001{ext}")[0], first)
+    again, _ = _enhance(capsys, src, out, "--weights", tiny_weights, "--mix", "0.3")
+    assert again["frames_written"] == 0
+
+
+def test_other_weights_are_rendered_again(tmp_path: Path, tiny_weights: str, capsys) -> None:
+    torch.manual_seed(1)
+    other = tmp_path / "other.safetensors"
+    save_checkpoint(other, build_generator(TINY), CheckpointMeta(generator=TINY, tiles=TileSpec(64, 160, 32),
+                                                                   model_name="tiny", model_version="0.0.2"))
+    src, out = _inputs(tmp_path / "in"), str(tmp_path / "out" / "o.####.exr")
+    _enhance(capsys, src, out, "--weights", tiny_weights)
+    summary, _ = _enhance(capsys, src, out, "--weights", str(other))
+    assert summary["frames_rerendered"] == 2 and summary["rerender_reason"].startswith("frame 1: model ")
+
+
+def test_unrecorded_frames_and_a_hard_link_to_the_input_are_rendered(tmp_path: Path, tiny_weights: str,
+                                                                      capsys) -> None:
+    src = _inputs(tmp_path / "in")
+    out = tmp_path / "out"
+    out.mkdir()
+    source = tmp_path / "in" / "s.0001.exr"
+    before = source.read_bytes()
+    os.link(source, out / "o.0001.exr")  # passes every file test: size, channels, decodes
+    write_image(out / "o.0002.exr", np.zeros((40, 56, 3), np.float32), "half")  # another tool's frame
+    summary, notes = _enhance(capsys, src, str(out / "o.####.exr"), "--weights", tiny_weights)
+    assert (summary["frames_written"], summary["frames_rerendered"]) == (2, 2)
+    assert summary["rerender_reason"] == "frame 1: no record of what made it"
+    assert source.read_bytes() == before and source.stat().st_nlink == 1  # the link was replaced, not written
+    assert len(notes) == 1
