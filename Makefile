@@ -53,10 +53,12 @@ install-ofx: bundle
 bench: $(STAMP) build-deps
 	scripts/setup-venv.sh $(PYTHON) $(VENV) bench
 	$(PY) bench/tiles.py
+	$(PY) bench/tile_edges.py --write-docs
 	$(PY) bench/motion.py
 	$(PY) bench/temporal.py --uhd
 	$(PY) bench/batching.py --write-docs
 	$(PY) bench/daemon.py --write-docs
+	$(PY) bench/preview.py --write-docs
 	$(PY) bench/farm.py --write-docs
 	$(PY) bench/ofx_proxy.py --write-docs
 

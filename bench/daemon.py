@@ -42,13 +42,13 @@ SCENE = "lin_rec709"  # frames arrive scene-linear, as from an EXR plate
 GOAL_OVERHEAD = 0.10
 
 
-def start_daemon(weights: str, device: str) -> tuple[subprocess.Popen, str]:
+def start_daemon(weights: str, device: str, *extra: str) -> tuple[subprocess.Popen, str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     endpoint = f"tcp://127.0.0.1:{port}"
     process = subprocess.Popen([sys.executable, "-m", "nightgrade.server.cli", "serve", "--bind", endpoint,
-                                "--weights", weights, "--device", device, "--log-level", "warning"])
+                                "--weights", weights, "--device", device, "--log-level", "warning", *extra])
     with Client(endpoint, timeout_s=2.0, retries=0) as client:
         for _ in range(120):
             try:

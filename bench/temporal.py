@@ -237,8 +237,9 @@ def main() -> None:
         f"(at most {2 * RADIUS}/{2 * RADIUS + 1} = {2 * RADIUS / (2 * RADIUS + 1):.1%}: each frame is missed once). "
         f"Flow estimates: {whole.flows / whole.outputs:.2f} per output frame (2N = {2 * RADIUS} in the steady "
         "state; 4N without the flow store).",
-        "- Farm chunks pay for their handle frames (up to 2N extra passes per chunk) unless a shared "
-        "`--cache-dir` already holds them; chunked output equals the whole render (last column).",
+        "- Farm chunks pay for their handle frames (up to 2N extra passes per chunk) and for the flows across "
+        "their boundaries unless a shared `--cache-dir` already holds them (enhanced frames and boundary flows); "
+        "chunked output equals the whole render (last column).",
         "- The temporal stage is dominated by the 12 flow estimates; see the motion estimation section "
         "for the per-pair cost of each method.",
     ]

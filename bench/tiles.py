@@ -1,15 +1,16 @@
-"""Tile engine benchmark (issue 3): overhead, MONAI comparison, 8K peak memory.
+"""Tile engine benchmark (issues 3 and 17): overhead, MONAI and inference backends, 8K peak memory.
 
 (a) ``Engine.enhance`` end to end against the generator's forward passes alone on the very same
     batches (built beforehand with ``iter_tile_batches``): goal raw / engine >= 0.9.
-(b) ``Engine.enhance`` against MONAI ``sliding_window_inference`` (Gaussian, sigma = Nl/6,
-    overlap 0.5, the same batch size) with one shared local-only generator (3 input channels),
-    eager and with ``torch.compile``: goal MONAI / ours >= 1.3.
+(b) ``Engine.enhance`` on each inference backend against MONAI ``sliding_window_inference``
+    (Gaussian, sigma = Nl/6, overlap 0.5, the same batch size and network), see bench/tiles_monai.py:
+    goals MONAI eager / ours eager >= 1.2, / ours on the default backend >= 1.5.
 (c) Peak RSS of enhancing an 8K float32 frame in a fresh process, against the frame, the merge
     accumulators, the region band and one batch computed from their sizes.
 
-``python bench/tiles.py`` runs everything (10-16 minutes on 2 shared cores) and replaces the
-"Tile engine (issue 3)" section of docs/benchmarks.md; ``--quick`` is a < 30 s smoke run (on an
+(a) and (b) use the shipped model (models/weights); ``python bench/tiles.py`` runs everything
+(about 10 minutes on 2 shared cores) and replaces the
+"Tile engine and inference backends" section of docs/benchmarks.md; ``--quick`` is a < 30 s smoke run (on an
 idle machine) with a small generator and frame that prints its table and leaves that file alone.
 """
 from __future__ import annotations
@@ -33,13 +34,17 @@ from _common import (Timing, cpu_ratio, load_average, markdown_table, max_spread
                      text_table, time_interleaved, time_once, verdict, wall_ratio, write_section)
 from nightgrade.colorpipeline.tile_merge import run_tiled
 from nightgrade.colorpipeline.tiles import TileConfig, iter_tile_batches, plan_tiles
-from nightgrade.models.checkpoint import TileSpec
+from nightgrade.models.checkpoint import TileSpec, load_checkpoint
 from nightgrade.models.engine import Engine, EngineConfig, activation_bytes_per_tile
 from nightgrade.models.networks import Generator, GeneratorConfig, build_generator
+from nightgrade.server.defaults import shipped_weights_path
+from tiles_monai import MonaiResult, bench_monai
+from tiles_monai import describe as describe_b
+from tiles_monai import findings as findings_b
+from tiles_monai import rows as rows_b
 
-HEADING = "## Tile engine (issue 3)"
-GOAL_OVERHEAD = 0.9  # raw generator time / engine time
-GOAL_MONAI = 1.3  # MONAI time / engine time
+HEADING = "## Tile engine and inference backends (issues 3, 17)"
+GOAL_OVERHEAD = 0.95  # raw generator time / engine time
 MB = 2**20
 
 
@@ -59,16 +64,16 @@ class BenchConfig:
     rss_width: int
     rss_generator: GeneratorConfig
     repeats: int
-    compile: bool
+    shipped: bool  # (a) and (b) use the shipped model instead of a random ``generator``
     batch: int | None = None
 
 
 FULL = BenchConfig(height=720, width=1280, tiles=PAPER_TILES, generator=GeneratorConfig(),
                    rss_height=4320, rss_width=7680, rss_generator=GeneratorConfig(ngf=8, n_blocks=2),
-                   repeats=2, compile=True)
+                   repeats=2, shipped=True)
 QUICK = BenchConfig(height=128, width=192, tiles=TileConfig(local=64, region=128),
                     generator=GeneratorConfig(ngf=8, n_blocks=2), rss_height=360, rss_width=640,
-                    rss_generator=GeneratorConfig(ngf=8, n_blocks=2), repeats=1, compile=False, batch=8)
+                    rss_generator=GeneratorConfig(ngf=8, n_blocks=2), repeats=1, shipped=False, batch=8)
 
 
 @dataclass(frozen=True)
@@ -79,18 +84,6 @@ class OverheadResult:
     engine: Timing
     plumbing: Timing  # run_tiled with an identity "generator": tile building + merging only
     per_tile_by_batch: dict[int, float]  # raw generator CPU seconds per tile at each batch size
-
-
-@dataclass(frozen=True)
-class MonaiResult:
-    batch: int
-    our_tiles: int
-    monai_tiles: int
-    monai: Timing
-    ours: Timing
-    compiled_first: float | None  # wall seconds: compile + the first (padded) batch of an Nl x Nl frame
-    compiled: Timing | None
-    compiled_max_diff: float | None  # max |compiled - eager| over the frame: same network?
 
 
 @dataclass(frozen=True)
@@ -127,6 +120,17 @@ def new_generator(cfg: GeneratorConfig) -> Generator:
     return build_generator(cfg).eval()
 
 
+def b_generator_config(cfg: BenchConfig) -> GeneratorConfig:
+    return bench_generator(cfg).config if cfg.shipped else cfg.generator
+
+
+def bench_generator(cfg: BenchConfig) -> Generator:
+    """The network of (a) and (b): the shipped model, or (--quick) a small random one."""
+    if cfg.shipped:
+        return load_checkpoint(shipped_weights_path()).generator.eval()
+    return new_generator(cfg.generator)
+
+
 def warm_up(generator: Generator, side: int, batch_sizes: set[int]) -> None:
     """One untimed forward per batch shape, so thread-pool start-up and oneDNN primitive
     creation fall outside every timed run."""
@@ -137,10 +141,10 @@ def warm_up(generator: Generator, side: int, batch_sizes: set[int]) -> None:
 
 def bench_overhead(cfg: BenchConfig, frame: np.ndarray) -> OverheadResult:
     """(a) Engine end to end vs the generator alone on the same pre-built batches."""
-    engine = Engine(new_generator(cfg.generator), spec_of(cfg.tiles), EngineConfig(device="cpu", batch_size=cfg.batch))
+    engine = Engine(bench_generator(cfg), spec_of(cfg.tiles), EngineConfig(device="cpu", batch_size=cfg.batch))
     batch = engine.batch_size_for(cfg.tiles.local)
     plan = plan_tiles(*frame.shape[:2], cfg.tiles)
-    cin = cfg.generator.in_channels
+    cin = engine.generator_config.in_channels
     inputs = [torch.from_numpy(b.inputs[:, :cin]).mul(2.0).sub(1.0)
               for b in iter_tile_batches(frame, plan, batch)]
     warm_up(engine.generator, cfg.tiles.local, {batch, plan.count % batch})
@@ -165,59 +169,6 @@ def bench_overhead(cfg: BenchConfig, frame: np.ndarray) -> OverheadResult:
                                          for i in range(0, len(tiles) - size + 1, size)]).cpu_best
         per_tile[size] = seconds / (len(tiles) // size * size)
     return OverheadResult(plan.count, batch, raw_t, engine_t, plumbing, per_tile)
-
-
-def bench_monai(cfg: BenchConfig, frame: np.ndarray) -> MonaiResult:
-    """(b) Engine vs MONAI sliding_window_inference, one shared local-only generator."""
-    from monai.data.utils import dense_patch_slices
-    from monai.inferers import sliding_window_inference
-
-    generator = new_generator(dataclasses.replace(cfg.generator, in_channels=3))
-    eager = Engine(generator, spec_of(cfg.tiles), EngineConfig(device="cpu", batch_size=cfg.batch))
-    batch = eager.batch_size_for(cfg.tiles.local)
-    plan = plan_tiles(*frame.shape[:2], cfg.tiles)
-    interval = int(cfg.tiles.local * 0.5)  # MONAI's scan interval for overlap 0.5
-    monai_tiles = len(dense_patch_slices(frame.shape[:2], (cfg.tiles.local, cfg.tiles.local), (interval, interval)))
-    warm_up(generator, cfg.tiles.local, {batch, plan.count % batch, monai_tiles % batch})
-
-    counted = [0]
-
-    def predictor(x: torch.Tensor) -> torch.Tensor:
-        counted[0] += x.shape[0]
-        return generator(x)
-
-    image = torch.from_numpy(frame).permute(2, 0, 1)[None].contiguous()
-    outputs: dict[str, np.ndarray] = {}
-
-    def run_monai() -> None:
-        # Mapped to and from [-1, 1] and returned as H x W x 3, as Engine.enhance does.
-        with torch.inference_mode():
-            y = sliding_window_inference(image * 2.0 - 1.0, roi_size=cfg.tiles.local, sw_batch_size=batch,
-                                         predictor=predictor, overlap=0.5, mode="gaussian", sigma_scale=1 / 6)
-            outputs["monai"] = y.add_(1.0).mul_(0.5).clamp_(0.0, 1.0)[0].permute(1, 2, 0).contiguous().numpy()
-
-    def run_ours() -> None:
-        outputs["eager"] = eager.enhance(frame, cfg.tiles)
-
-    monai_t, ours_t = time_interleaved([run_monai, run_ours], cfg.repeats)
-    if counted[0] != monai_tiles * cfg.repeats:
-        raise RuntimeError(f"MONAI ran {counted[0] / cfg.repeats} windows a frame, {monai_tiles} were planned")
-
-    first = compiled_t = diff = None
-    if cfg.compile:
-        compiled = Engine(generator, spec_of(cfg.tiles), EngineConfig(device="cpu", batch_size=batch, compile=True))
-        # Warm-up frame: one Nl x Nl crop (a single padded batch) triggers the one compile.
-        warm_frame = np.ascontiguousarray(frame[:cfg.tiles.local, :cfg.tiles.local])
-        with tempfile.TemporaryDirectory(prefix="nightgrade-inductor-") as cache:
-            # An empty inductor cache: the compile time a first run pays, not a rerun's cache hit.
-            os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
-            # Wall time: inductor compiles partly in worker processes, outside this process's CPU time.
-            first = time_once(lambda: compiled.enhance(warm_frame, cfg.tiles)).best
-            (compiled_t,) = time_interleaved(
-                [lambda: outputs.update(compiled=compiled.enhance(frame, cfg.tiles))], cfg.repeats)
-            del os.environ["TORCHINDUCTOR_CACHE_DIR"]
-        diff = float(np.abs(outputs["compiled"] - outputs["eager"]).max())
-    return MonaiResult(batch, plan.count, monai_tiles, monai_t, ours_t, first, compiled_t, diff)
 
 
 def rss_child(cfg: BenchConfig) -> None:
@@ -269,22 +220,8 @@ def rows(a: OverheadResult, b: MonaiResult, c: RssResult) -> list[list[str]]:
         ["(a) tile build + merge only (identity net)", a.plumbing.describe(), "", ""],
         ratio_row("(a) raw / engine", a.raw, a.engine, GOAL_OVERHEAD),
         *([f"(a) generator CPU per tile, batch {n}", f"{t:.3g} s", "", ""] for n, t in a.per_tile_by_batch.items()),
-        ["(b) tiles run: ours / MONAI", f"{b.our_tiles} / {b.monai_tiles}", "", ""],
-        ["(b) MONAI sliding_window_inference", b.monai.describe(), "", ""],
-        ["(b) ours, eager", b.ours.describe(), "", ""],
-        ["(b) CPU per tile: ours / MONAI",
-         f"{b.ours.cpu_best / b.our_tiles:.3g} s / {b.monai.cpu_best / b.monai_tiles:.3g} s", "", ""],
-        ratio_row("(b) MONAI / ours, eager", b.monai, b.ours, GOAL_MONAI),
     ]
-    if b.compiled is None:
-        r.append(["(b) ours, compiled", "skipped (--quick)", "", ""])
-    else:
-        r += [
-            ["(b) compile, empty cache, + first batch (wall)", f"{b.compiled_first:.1f} s", "", ""],
-            ["(b) ours, compiled, steady state", b.compiled.describe(), "", ""],
-            ["(b) max abs(compiled - eager) output", f"{b.compiled_max_diff:.1e}", "", ""],
-            ratio_row("(b) MONAI / ours, compiled", b.monai, b.compiled, GOAL_MONAI),
-        ]
+    r += rows_b(b)
     computed = c.data_bytes + c.activation_bytes
     r += [
         [f"(c) {c.width}x{c.height}: tiles, batch, wall time", f"{c.tiles}, {c.batch}, {c.seconds:.1f} s", "", ""],
@@ -317,23 +254,7 @@ def findings(a: OverheadResult, b: MonaiResult, c: RssResult) -> list[str]:
     else:
         out.append(f"- Batching pays: the generator costs {per_batch[best_batch]:.3g} s CPU per tile at batch "
                    f"{best_batch} against {max(per_batch.values()):.3g} s at worst ({spread:.2f}x).")
-    tile_ratio = b.our_tiles / b.monai_tiles
-    per_tile = (b.ours.cpu_best / b.our_tiles) / (b.monai.cpu_best / b.monai_tiles)
-    eager = cpu_ratio(b.monai, b.ours)
-    out.append(f"- (b) Our grid puts tile centres on the frame edges and runs {b.our_tiles} tiles where MONAI, "
-               f"which pulls edge windows inside the frame, runs {b.monai_tiles} ({tile_ratio:.2f}x as many). "
-               f"Per tile ours costs {per_tile:.2f}x MONAI's CPU time, so MONAI / ours is {eager:.2f}x; at equal "
-               f"per-tile cost the tile count alone caps it at {1 / tile_ratio:.2f}x.")
-    best = eager
-    if b.compiled is not None:
-        best = max(best, cpu_ratio(b.monai, b.compiled))
-        out.append(f"- `torch.compile` makes the engine {cpu_ratio(b.ours, b.compiled):.2f}x cheaper than eager in "
-                   f"CPU time ({wall_ratio(b.ours, b.compiled):.2f}x in wall time), giving "
-                   f"{cpu_ratio(b.monai, b.compiled):.2f}x MONAI, after {b.compiled_first:.0f} s of compiling.")
-    if best < GOAL_MONAI:
-        out.append(f"- The >= {GOAL_MONAI}x goal is missed ({best:.2f}x at best, {GOAL_MONAI / best:.2f}x short). "
-                   f"With this grid each of our tiles would have to cost {GOAL_MONAI * tile_ratio:.2f}x less than "
-                   "one of MONAI's: the gap is the tile count and the generator's speed, not tiling overhead.")
+    out += findings_b(b)
     out.append(f"- (c) Peak RSS rose {c.measured_increase / MB:.0f} MB over the {c.base_rss / MB:.0f} MB baseline. "
                f"Data terms: frame {c.frame_bytes / MB:.0f} MB, accumulators {c.accumulator_bytes / MB:.0f} MB, "
                f"region band {c.band_bytes / MB:.0f} MB, batch in/out {c.batch_io_bytes / MB:.0f} MB, together "
@@ -345,22 +266,20 @@ def findings(a: OverheadResult, b: MonaiResult, c: RssResult) -> list[str]:
 
 
 def markdown(cfg: BenchConfig, run: list[str], a: OverheadResult, b: MonaiResult, c: RssResult) -> str:
-    g, rg, nl = cfg.generator, cfg.rss_generator, cfg.tiles.local
+    g, rg, nl = b_generator_config(cfg), cfg.rss_generator, cfg.tiles.local
     setup = [
         *run,
         "- Times: process CPU time (user + system, all threads) and wall time, best of the repeats (wall "
         "median alongside). Ratios are judged on CPU time, which other work on a shared machine barely "
         "changes; wall ratios are shown next to them. Under heavy load CPU time grows too (OpenMP threads "
         f"spin while waiting for a descheduled peer): repeats of one measurement differed by up to "
-        f"{max_spread([a.raw, a.engine, b.monai, b.ours, b.compiled]):.0%} in this run.",
-        f"- (a) {cfg.width}x{cfg.height} float32 frame; generator ngf {g.ngf}, {g.n_blocks} blocks, "
+        f"{max_spread([a.raw, a.engine, *b.spreads()]):.0%} in this run.",
+        f"- (a) {cfg.width}x{cfg.height} float32 frame; {'the shipped model, ' if cfg.shipped else ''}generator "
+        f"ngf {g.ngf}, {g.n_blocks} blocks, "
         f"{g.in_channels} input channels, eager fp32; Nl {nl}, Nr {cfg.tiles.region} (reflected past the "
         f"frame); batch {a.batch} (the engine's, from its CPU memory budget) on both sides; {cfg.repeats} "
         "interleaved repeats.",
-        f"- (b) The same frame and geometry; one shared generator with 3 input channels (local only) for both. "
-        f"MONAI `sliding_window_inference(roi_size={nl}, sw_batch_size={b.batch}, overlap=0.5, "
-        "mode=\"gaussian\", sigma_scale=1/6)` under `torch.inference_mode`; both map [0,1] to [-1,1] and "
-        f"back and return H x W x 3. Compiled: `EngineConfig(compile=True)`, warmed on one {nl}x{nl} frame first.",
+        describe_b(b, cfg.tiles),
         f"- (c) A fresh process enhancing a {c.width}x{c.height} float32 RGB frame with Nl {PAPER_TILES.local}, "
         f"Nr {PAPER_TILES.region} and a small generator (ngf {rg.ngf}, {rg.n_blocks} blocks, so its {c.tiles} "
         "tiles finish in minutes on 2 CPUs; the frame-sized terms do not depend on the generator); the "
@@ -384,10 +303,10 @@ def main() -> None:
 
     start, load_start = time.perf_counter(), load_average()
     frame = random_frame(cfg.height, cfg.width)
-    print(f"(a) overhead: {cfg.width}x{cfg.height}, ngf {cfg.generator.ngf} ...", flush=True)
+    print(f"(a) overhead: {cfg.width}x{cfg.height} ...", flush=True)
     a = bench_overhead(cfg, frame)
-    print(f"(b) vs MONAI{' and compiled' if cfg.compile else ''} ...", flush=True)
-    b = bench_monai(cfg, frame)
+    print("(b) vs MONAI, per backend ...", flush=True)
+    b = bench_monai(bench_generator(cfg), cfg.tiles, frame, cfg.batch, cfg.repeats)
     print(f"(c) peak RSS at {cfg.rss_width}x{cfg.rss_height} in a subprocess ...", flush=True)
     c = bench_rss(args.quick)
     run = run_lines(load_start, start, {"MONAI": monai.__version__})
@@ -395,7 +314,7 @@ def main() -> None:
     print(text_table(["Measure", "Value", "Goal", "Met"], rows(a, b, c)))
     print("\n" + "\n".join(findings(a, b, c)) + "\n\n" + "\n".join(run))
     if cfg.repeats > 1:
-        print(f"- Largest difference between repeats: {max_spread([a.raw, a.engine, b.monai, b.ours, b.compiled]):.0%}")
+        print(f"- Largest difference between repeats: {max_spread([a.raw, a.engine, *b.spreads()]):.0%}")
     if args.quick:
         print("--quick: docs/benchmarks.md left unchanged")
     else:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -30,6 +31,15 @@ from nightgrade.colorpipeline.temporal import TemporalConfig, temporal_average, 
 _OCCLUSION_BETA = 0.5
 
 Motion = tuple[np.ndarray, np.ndarray]  # (flow H x W x 2 float32, occluded H x W bool)
+
+
+class SharedFlows(Protocol):
+    """A store beyond this process (farm chunks share boundary pairs through it): ``get`` returns
+    None when it does not hold the pair; ``put`` may decline to keep one."""
+
+    def get(self, centre: Hashable, neighbour: Hashable) -> Motion | None: ...
+
+    def put(self, centre: Hashable, neighbour: Hashable, motion: Motion) -> None: ...
 
 
 def occlusion_beta(shape: tuple[int, int], cfg: FlowConfig) -> float:
@@ -46,12 +56,14 @@ class PairFlows:
 
     ``keep_reverse(centre, neighbour)`` says whether the reverse entry will be asked for (a
     sequence render: the neighbour is later and will be a centre); None keeps every reverse entry
-    within ``budget_bytes``. Thread-safe use is the caller's affair (one worker owns it).
+    within ``budget_bytes``. ``shared`` is asked before estimating and offered every reverse entry
+    not kept in memory. Thread-safe use is the caller's affair (one worker owns it).
     """
 
     def __init__(self, cfg: FlowConfig, budget_bytes: int | None = None,
-                 keep_reverse: Callable[[Hashable, Hashable], bool] | None = None) -> None:
-        self._cfg, self._budget, self._keep = cfg, budget_bytes, keep_reverse
+                 keep_reverse: Callable[[Hashable, Hashable], bool] | None = None,
+                 shared: SharedFlows | None = None) -> None:
+        self._cfg, self._budget, self._keep, self._shared = cfg, budget_bytes, keep_reverse, shared
         self._store: OrderedDict[tuple[Hashable, Hashable], Motion] = OrderedDict()
         self._bytes = 0
         self.peak_bytes = 0
@@ -67,6 +79,11 @@ class PairFlows:
             self._bytes -= _nbytes(stored)
             self.hits += 1
             return stored
+        if self._shared is not None:
+            stored = self._shared.get(centre, neighbour)
+            if stored is not None:
+                self.hits += 1
+                return stored
         started = time.perf_counter()
         shape = centre_image.shape[:2]
         beta = occlusion_beta(shape, self._cfg)
@@ -76,6 +93,8 @@ class PairFlows:
         occluded = occlusion_mask(forward, backward, beta=beta)
         if self._keep is None or self._keep(centre, neighbour):
             self._remember((neighbour, centre), (backward, occlusion_mask(backward, forward, beta=beta)))
+        elif self._shared is not None:
+            self._shared.put(neighbour, centre, (backward, occlusion_mask(backward, forward, beta=beta)))
         self.seconds += time.perf_counter() - started
         return forward, occluded
 

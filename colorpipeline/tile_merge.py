@@ -14,10 +14,12 @@ import numpy as np
 from nightgrade.colorpipeline.errors import ModelError
 from nightgrade.colorpipeline.tiles import TileConfig, TilePlan, check_frame, iter_tile_batches, plan_tiles
 
-# The Gaussian is never smaller than this, so that every covered pixel has a positive weight
-# sum. At sigma = Nl/6 the smallest true value (a tile corner) is exp(-9) ~ 1.2e-4, so the floor
-# only guards against a narrower window being passed in.
-WEIGHT_FLOOR = 1e-4
+# The Gaussian is never smaller than this, as in MONAI's Gaussian importance map (clamped at
+# 1e-3). Frame edges lie on tile edges (the plan keeps tiles inside the frame), so a frame corner
+# is covered by one tile corner only, whose true weight is exp(-9) ~ 1.2e-4 at sigma = Nl/6: the
+# floor keeps every divisor of the merge at least 1e-3. It changes only the outer rim of a tile,
+# where a neighbour near its centre (weight >= exp(-9/4) ~ 0.1) dominates the blend anyway.
+WEIGHT_FLOOR = 1e-3
 
 
 def gaussian_window(local: int, floor: float = WEIGHT_FLOOR) -> np.ndarray:

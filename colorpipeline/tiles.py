@@ -104,19 +104,24 @@ class TilePlan:
 
 
 def _axis_origins(size: int, local: int, stride: int) -> np.ndarray:
-    """Tile origins along one axis of ``size`` pixels.
+    """Tile origins along one axis of ``size`` pixels: ``0, stride, 2*stride, ...`` with the last
+    tile pulled back flush with the far edge (``size - local``), as MONAI's sliding window does.
 
-    The axis is cut into ``n = ceil(size / stride)`` cells of ``stride`` pixels whose span
-    (``n * stride >= size``) is centred on the frame, the overhang split between both ends. Each
-    tile is one cell plus ``(local - stride) // 2`` pixels before it and the rest after it, so each
-    cell is the centre of its tile. Every frame pixel lies in a cell, within ``stride / 2`` of a
-    tile centre, where the Gaussian weight (sigma = Nl/6) is at least exp(-9/8) ~ 0.32 per axis at
-    stride Nl/2. A grid starting at 0 would leave the frame's first and last pixels on tile edges
-    only (weight exp(-4.5) ~ 0.011), where the generator sees the least context.
+    This needs ``ceil((size - local) / stride) + 1`` tiles, the fewest at this stride that cover
+    the axis without leaving it: a grid centring a tile on each edge pixel needed
+    ``ceil(size / stride)`` (32 tiles for 1280x720 at Nl 360 where this needs 21), spending about
+    a third of its work on reflected pixels outside the frame. Pixels near a frame edge then sit
+    near a tile edge, where their Gaussian weight is small; they are covered by that one tile only
+    along the axis, so the division in the merge returns its output whatever the weight (the merge
+    floors weights, see ``tile_merge.WEIGHT_FLOOR``). An axis shorter than one tile gets one
+    centred tile, reflected past both ends.
     """
-    count = -(-size // stride)
-    first_cell = -((count * stride - size) // 2)
-    return first_cell - (local - stride) // 2 + stride * np.arange(count, dtype=np.int64)
+    if size <= local:
+        return np.array([-((local - size) // 2)], dtype=np.int64)
+    count = -(-(size - local) // stride) + 1
+    origins = stride * np.arange(count, dtype=np.int64)
+    origins[-1] = size - local
+    return origins
 
 
 def plan_tiles(height: int, width: int, cfg: TileConfig) -> TilePlan:

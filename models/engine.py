@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from nightgrade.colorpipeline.errors import UsageError
+from nightgrade.models.backends import BACKENDS, tile_forward
 from nightgrade.models.checkpoint import CheckpointMeta, TileSpec, load_checkpoint
 from nightgrade.models.exposure import apply_gains, normalise_exposure
 from nightgrade.models.networks import Generator, GeneratorConfig
@@ -48,6 +49,8 @@ class EngineConfig:
     precision: ``fp32``, ``bf16``, ``fp16`` (autocast) or ``auto`` (bf16/fp16 on CUDA, fp32 on CPU).
     channels_last: None means on for CUDA, off for CPU.
     compile: wrap the generator in ``torch.compile`` (slow first batch, faster afterwards).
+    backend: what runs the tile batches, one of ``models.backends.BACKENDS`` (``auto``: the fastest
+        installed, see there); ``compile=True`` is the same as ``backend="compile"``.
     """
 
     device: str = "auto"
@@ -56,6 +59,7 @@ class EngineConfig:
     precision: str = "auto"
     channels_last: bool | None = None
     compile: bool = False
+    backend: str = "torch"
 
     def __post_init__(self) -> None:
         if not isinstance(self.device, str):
@@ -68,6 +72,14 @@ class EngineConfig:
             raise UsageError(f"unknown precision {self.precision!r}: use auto, fp32, bf16 or fp16")
         if self.channels_last not in (None, True, False) or self.compile not in (True, False):
             raise UsageError("channels_last must be true, false or unset and compile true or false")
+        if self.backend not in BACKENDS:
+            raise UsageError(f"unknown inference backend {self.backend!r}: use one of {', '.join(BACKENDS)}")
+        if self.compile and self.backend not in ("auto", "torch", "compile"):
+            raise UsageError(f"compile and the {self.backend} backend each choose what runs the generator: pick one")
+
+    @property
+    def backend_name(self) -> str:
+        return "compile" if self.compile else self.backend
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -182,8 +194,7 @@ class Engine:
         if self.channels_last:
             generator = generator.to(memory_format=torch.channels_last)
         self.generator = generator
-        self._forward: Callable[[torch.Tensor], torch.Tensor] = (
-            torch.compile(generator, dynamic=False) if config.compile else generator)
+        self.backend, self._forward = tile_forward(config.backend_name, generator, self.device)
         self._batch_sizes: dict[int, int] = {}
 
     @classmethod
@@ -240,7 +251,7 @@ class Engine:
         for start in range(0, n, step):
             stop = min(n, start + step)
             chunk = np.ascontiguousarray(batch[start:stop, :cin], dtype=np.float32)
-            if self.config.compile and stop - start < step:
+            if self.backend == "compile" and stop - start < step:
                 # pad the last chunk: a new batch size would trigger a recompile
                 chunk = np.concatenate([chunk, np.zeros((step - (stop - start), *chunk.shape[1:]), np.float32)])
             out[start:stop] = self._forward_numpy(chunk)[: stop - start]

@@ -60,6 +60,10 @@ def _add_enhance(sub: argparse._SubParsersAction) -> None:
                                        "(default: the input's where the format allows it, else the format's)")
     p.add_argument("--compression", help="EXR/TIFF compression, e.g. zip, piz, dwaa, none")
     p.add_argument("--compile", action="store_true", help="torch.compile the generator (slow start, faster frames)")
+    p.add_argument("--backend",
+                   help="what runs the generator: auto (default: the fastest installed for the device), torch, "
+                        "compile (= --compile), or the model exported to ONNX and run by onnxruntime or openvino "
+                        "(CPU; exported once, cached)")
     p.add_argument("--strict", action="store_true",
                    help="refuse input frames holding NaN or Inf values (default: replace NaN by 0, clamp Inf, warn)")
     p.add_argument("--overwrite", action="store_true",
@@ -175,7 +179,7 @@ def _render_options(args: argparse.Namespace) -> RenderOptions:
         stride=args.stride, batch=args.batch, device=args.device, mix=args.mix, luma_denoise=args.luma_denoise,
         chroma_denoise=args.chroma_denoise, detail=args.detail,
         bit_depth=args.bit_depth, compression=args.compression, compile=args.compile, overwrite=args.overwrite,
-        strict=args.strict,
+        strict=args.strict, backend=_backend(args),
     )
 
 
@@ -221,8 +225,16 @@ def _render_ray(opts: RenderOptions, args: argparse.Namespace, show_progress: bo
     return render_on_ray(opts, cfg, _temporal_config(args) if args.temporal else None, show_progress)
 
 
+def _backend(args: argparse.Namespace) -> str:
+    from nightgrade.colorpipeline.errors import UsageError
+
+    if args.compile and args.backend not in (None, "torch", "compile"):
+        raise UsageError(f"--compile and --backend {args.backend} each choose what runs the generator: pick one")
+    return "torch" if args.compile else args.backend or "auto"
+
+
 _LOCAL_ONLY = {"weights": "--weights (use --model)", "batch": "--batch", "compile": "--compile",
-               "cache_mb": "--cache-mb", "cache_dir": "--cache-dir", "stride": "--stride"}
+               "backend": "--backend", "cache_mb": "--cache-mb", "cache_dir": "--cache-dir", "stride": "--stride"}
 
 
 def _render_remote(opts: RenderOptions, args: argparse.Namespace, show_progress: bool) -> dict:

@@ -95,6 +95,7 @@ class RenderRequest:
     params: P.RenderParams = P.RenderParams()
     priority: str = "batch"
     deadline_ms: int | None = None
+    supersede: bool = False  # drop this connection's waiting requests of the same clip (scrubbing)
 
 
 @dataclass(frozen=True)
@@ -200,6 +201,8 @@ class Client:
                                f"{self.limits.max_frame_bytes}: use a proxy scale", {"limits": self.limits.as_dict()})
         fields = self._fields(request, centre, near)
         fields.update(attached=attached, priority=request.priority)
+        if request.supersede:
+            fields["supersede"] = True
         for key in ("window", "deadline_ms"):
             if getattr(request, key) is not None:
                 fields[key] = list(request.window) if key == "window" else request.deadline_ms

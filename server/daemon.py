@@ -58,6 +58,7 @@ class DaemonConfig:
     weights: tuple[str, ...] = ()
     device: str = "auto"
     batch: int | None = None
+    backend: str = "auto"
     cache_mb: int = 4096
     cache_dir: str | None = None
     flow_cache_mb: int = 1024
@@ -107,7 +108,8 @@ class Daemon:
         self.cfg = cfg
         self.colours = color.ColorConfig(cfg.ocio_config)
         color.load_config(cfg.ocio_config)  # a bad config fails now, not on the first request
-        self.models = ModelSet(cfg.weights, EngineConfig(device=cfg.device, batch_size=cfg.batch), self.colours)
+        engine_config = EngineConfig(device=cfg.device, batch_size=cfg.batch, backend=cfg.backend)
+        self.models = ModelSet(cfg.weights, engine_config, self.colours)
         self.cache = FrameCache(cfg.cache_mb * MB, cfg.cache_dir)
         self.flows = PairFlows(FlowConfig(), budget_bytes=cfg.flow_cache_mb * MB)
         self.scheduler = Scheduler(cfg.max_queue, max_bytes=cfg.limits.max_queued_bytes,
@@ -222,10 +224,10 @@ class Daemon:
         now = time.monotonic()
         deadline = None if req.deadline_ms is None else now + req.deadline_ms / 1000.0
         job = Job(peer=peer, request_id=req.id, priority=req.priority, received=now, deadline=deadline,
-                  group=(ctx.model.digest, ctx.tiles), payload=(req, ctx, envelope),
+                  group=(ctx.model.digest, ctx.tiles), payload=(req, ctx, envelope), lane=req.clip,
                   size=sum(len(buffer) for buffer in req.buffers))
         try:
-            self.scheduler.submit(job)
+            self.scheduler.submit(job, supersede=req.supersede)
         except DuplicateJob as err:
             raise proto.ProtocolError(proto.BAD_MESSAGE, str(err), req.id, field="id") from None
         except QueueFull as err:  # also a byte or connection budget (OverBudget)
@@ -377,7 +379,8 @@ class Daemon:
 
 
 def _drop_reply(job: Job, code: str) -> dict:
-    why = "cancelled by the client" if code == proto.CANCELLED_CODE else "its deadline passed before it was done"
+    why = ("cancelled by the client (CANCEL, or a newer request of its clip with supersede)"
+           if code == proto.CANCELLED_CODE else "its deadline passed before it was done")
     return proto.error_reply(job.request_id, code, f"request {job.request_id} was dropped: {why}")
 
 

@@ -1,13 +1,28 @@
 """The models a daemon serves: loaded once at start, named in HELLO, chosen per request."""
 from __future__ import annotations
 
+import dataclasses
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from nightgrade.colorpipeline import color
 from nightgrade.colorpipeline.errors import ModelError
 from nightgrade.models.engine import Engine, EngineConfig
+from nightgrade.models.onnx_export import BackendUnavailableError
 from nightgrade.server.defaults import resolve_weights
+
+log = logging.getLogger("nightgrade.daemon")
+
+
+def load_engine(path: str, config: EngineConfig) -> Engine:
+    """``path`` on ``config``'s backend; when that backend cannot run here (package missing, export
+    failed) the model is served by eager PyTorch instead, with a warning: a daemon starts anyway."""
+    try:
+        return Engine.from_checkpoint(path, config)
+    except BackendUnavailableError as err:
+        log.warning("backend=%s unavailable for %s: %s; serving it with the torch backend", config.backend, path, err)
+        return Engine.from_checkpoint(path, dataclasses.replace(config, backend="torch"))
 
 
 @dataclass(frozen=True, eq=False)
@@ -42,7 +57,7 @@ class ModelSet:
         self.models: list[LoadedModel] = []
         names: set[str] = set()
         for index, path in enumerate(paths):
-            engine = Engine.from_checkpoint(path, engine_config)
+            engine = load_engine(path, engine_config)
             name = engine.meta.model_name
             if name in names:
                 name = f"{name}@{engine.meta.digest[:12]}"

@@ -211,6 +211,7 @@ class Render:
     attached: tuple[str, ...]
     priority: str
     deadline_ms: int | None
+    supersede: bool = False
     buffers: tuple[memoryview, ...] = field(default=(), repr=False, compare=False)
 
     def _layout(self) -> tuple[int, int, int, str, int]:
@@ -303,7 +304,8 @@ def _picture(fields: _Fields, limits: Limits, *, have: bool) -> dict[str, Any]:
     if not have:
         picture.update(row_bytes=row_bytes, digest=digest,
                        priority=fields.choice("priority", PRIORITIES, required=False, default="batch"),
-                       deadline_ms=fields.integer("deadline_ms", 1, required=False))
+                       deadline_ms=fields.integer("deadline_ms", 1, required=False),
+                       supersede=fields.flag("supersede", False))
     return picture
 
 

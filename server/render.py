@@ -72,6 +72,7 @@ class RenderOptions:
     compression: str | None = None
     compile: bool = False
     overwrite: bool = False
+    backend: str = "auto"
     strict: bool = False  # refuse frames with NaN/Inf values instead of replacing them (colorpipeline.finite)
 
     def __post_init__(self) -> None:
@@ -366,7 +367,7 @@ def _nonfinite_summary(found: dict[int, NonFinite]) -> dict[str, Any]:
 def load_engine(opts: RenderOptions) -> Engine:
     """The generator of a render: ``opts.weights`` (else the shipped model) placed per ``opts``."""
     return Engine.from_checkpoint(resolve_weights(opts.weights), EngineConfig(
-        device=opts.device, batch_size=opts.batch, compile=opts.compile))
+        device=opts.device, batch_size=opts.batch, compile=opts.compile, backend=opts.backend))
 
 
 def prepare_render(opts: RenderOptions, frames: str | None = None, engine: Engine | None = None) -> RenderSetup:

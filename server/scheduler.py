@@ -17,6 +17,11 @@ request exactly once:
 
 A CANCEL that :meth:`Scheduler.cancel` answers True always leads to ``CANCELLED``, even when the
 render completes before the worker notices, so the CANCELLED reply never contradicts the answer.
+
+A job submitted with ``supersede=True`` drops, as ``CANCELLED``, the jobs of the same peer and
+``lane`` (the daemon's lane is the clip) that are still waiting: a colourist scrubbing a timeline
+wants the frame under the playhead, not the frames it passed over. A job already running is left
+to finish (its work is half done and its result lands in the frame cache).
 """
 from __future__ import annotations
 
@@ -74,6 +79,7 @@ class Job:
     deadline: float | None
     group: Hashable
     payload: Any = field(default=None, repr=False)
+    lane: Hashable = None
     size: int = 0  # bytes the job holds until it ends (its pixel buffers), for the byte budgets
 
     def __post_init__(self) -> None:
@@ -131,8 +137,9 @@ class Scheduler:
 
     # --- socket loop side ----------------------------------------------------------------
 
-    def submit(self, job: Job) -> None:
-        """Queue ``job``. Raises QueueFull when ``max_queue`` jobs wait, DuplicateJob when this
+    def submit(self, job: Job, supersede: bool = False) -> None:
+        """Queue ``job``. With ``supersede``, first drop (as ``CANCELLED``) the waiting jobs of the
+        same peer and lane. Raises QueueFull when ``max_queue`` jobs wait, DuplicateJob when this
         peer's request id is still waiting or running, SchedulerClosed after close()."""
         with self._lock:
             if self._closed:
@@ -140,6 +147,8 @@ class Scheduler:
             if job.key in self._outstanding:
                 raise DuplicateJob(f"request id {job.request_id!r} is still waiting or running for this "
                                    "connection: use a new id for each outstanding request")
+            if supersede:
+                self._supersede(job)
             depth = self._depth()
             if depth >= self.max_queue:
                 self._counts["busy_refusals"] += 1
@@ -296,6 +305,14 @@ class Scheduler:
         self._release(job)
         self._dropped.append((job, code))
         self._counts["cancelled" if code == CANCELLED else "expired"] += 1
+
+    def _supersede(self, newer: Job) -> None:
+        for priority, queue in self._waiting.items():
+            stale = [job for job in queue if job.peer == newer.peer and job.lane == newer.lane]
+            for job in stale:
+                self._drop(job, CANCELLED)
+            if stale:
+                self._waiting[priority] = [job for job in queue if job not in stale]
 
     def _expire_waiting(self, now: float) -> None:
         for priority, queue in self._waiting.items():

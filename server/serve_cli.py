@@ -22,6 +22,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="checkpoints to serve (default: the shipped model); the first is the default model")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default auto)")
     p.add_argument("--batch", type=int, help="tiles per generator batch (default: from memory budget)")
+    p.add_argument("--backend", default="auto",
+                   help="what runs the generator: auto (default: the fastest installed for the device), torch, "
+                        "compile, onnxruntime or openvino (CPU); an unavailable one falls back to torch with a warning")
     p.add_argument("--cache-mb", type=int, default=4096, help="memory for enhanced frames in MB (default 4096)")
     p.add_argument("--cache-dir", help="disk tier for enhanced frames (EXR), shared with farm renders")
     p.add_argument("--max-queue", type=int, default=64, help="requests waiting before BUSY answers (default 64)")
@@ -104,6 +107,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     curve = CurveServerConfig(args.curve_secret_key, args.curve_authorized_keys) if given[0] else None
     _raise_fd_limit()
     daemon = Daemon(DaemonConfig(bind=args.bind, weights=tuple(args.weights), device=args.device, batch=args.batch,
+                                 backend=args.backend,
                                  cache_mb=args.cache_mb, cache_dir=args.cache_dir, max_queue=args.max_queue,
                                  max_jobs=args.max_jobs, limits=_limits(args.limit),
                                  ocio_config=args.ocio_config, curve=curve, insecure=args.insecure))

@@ -62,6 +62,7 @@ from nightgrade.colorpipeline.sequence import SequenceSpec, resolve_input
 from nightgrade.colorpipeline.temporal import TemporalConfig, window_offsets
 from nightgrade.colorpipeline.temporal_window import PairFlows, smooth_frame
 from nightgrade.models.engine import Engine
+from nightgrade.server.flow_store import BoundaryFlows
 from nightgrade.server.frame_cache import FrameCache, frame_key
 from nightgrade.server.progress import TileProgress
 from nightgrade.server.render import RenderOptions, RenderSetup, finish_frame, plan_sequence, setup_for, to_working
@@ -194,14 +195,16 @@ def render_temporal(opts: RenderOptions, cfg: TemporalRenderConfig = TemporalRen
     cache = FrameCache(budget, cfg.cache_dir)
     centres = frozenset(t for t, _ in pending)
     flow_budget = cfg.flow_cache_mb * MB if cfg.flow_cache_mb is not None else _available_bytes() // 4
-    flows = PairFlows(cfg.flow, budget_bytes=flow_budget, keep_reverse=lambda centre, neighbour: (
-        cfg.cache_flows and neighbour > centre and neighbour in centres))
     seconds = {"average": 0.0, "finish_write": 0.0}
     averaged_counts: list[float] = []
     identical = 0
     sources = {n for t in centres for n in range(max(first, t - radius), min(last, t + radius) + 1)}
     with TileProgress(len(sources), setup.tiles_per_frame, enabled=show_progress, passes=True) as progress:
         enhanced = EnhancedFrames(setup, cache, progress)
+        # Farm chunks sharing a cache folder share the flows across their boundaries too.
+        shared = None if cfg.cache_dir is None else BoundaryFlows(cfg.cache_dir, enhanced.key, centres, cfg.flow)
+        flows = PairFlows(cfg.flow, budget_bytes=flow_budget, keep_reverse=lambda centre, neighbour: (
+            cfg.cache_flows and neighbour > centre and neighbour in centres), shared=shared)
         for t, out_path in pending:
             offsets = window_offsets(t, first, last, radius)
             window = {t: enhanced.get(t)} | {t + k: enhanced.get(t + k) for k in offsets}
@@ -228,6 +231,7 @@ def render_temporal(opts: RenderOptions, cfg: TemporalRenderConfig = TemporalRen
         "generator_passes": enhanced.passes,
         "generator_passes_per_frame": round(enhanced.passes / written, 4),
         "flow_estimates": flows.estimates,
+        "flows_shared": {"read": shared.reads, "written": shared.writes} if shared is not None else None,
         "flow_store_peak_bytes": flows.peak_bytes,
         "cache": {**dataclasses.asdict(stats), "hit_rate": round(stats.hit_rate, 4), "budget_bytes": budget,
                   "dir": cfg.cache_dir},

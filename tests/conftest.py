@@ -1,6 +1,7 @@
 """Shared fixtures: a tiny random-init checkpoint and writers for synthetic frame sequences."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,15 @@ from nightgrade.models.networks import GeneratorConfig, build_generator
 
 # the shipped design (tile-consistent, with the frame exposure branch), so every path exercises it
 TINY = GeneratorConfig(ngf=8, n_blocks=2, norm="none", skips=True, residual=True, exposure=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_model_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Models exported for the ONNX backends (the CLI's and daemon's default on a CPU) go to a
+    folder of this test run, not the user's cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+        yield
 
 
 @pytest.fixture(scope="session")

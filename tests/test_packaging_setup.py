@@ -24,7 +24,8 @@ def test_demo_installs_no_farm_or_test_extras_and_test_and_farm_do() -> None:
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     runtime = " ".join(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"])
     assert "ray" not in runtime and "openjd" not in runtime and "pytest" not in runtime
-    assert "nightgrade[train,data,farm,ray]" in extras["dev"]
+    assert "onnxruntime" not in runtime and "openvino" not in runtime  # optional backends: the onnx extra
+    assert "nightgrade[train,data,farm,ray,onnx]" in extras["dev"]
 
 
 def test_each_step_prints_one_line_and_a_failure_shows_the_log(tmp_path: Path) -> None:

@@ -153,6 +153,10 @@ def test_chunks_equal_the_full_render_and_share_a_disk_cache(tmp_path: Path, tin
     tail = _render(src, tmp_path / "chunks", tiny_weights, first, frames="6-10")
     assert head["generator_passes"] == 7  # frames 1-7
     assert tail["generator_passes"] == 3 and tail["cache"]["disk_hits"] == 4  # 4-7 from the first chunk
+    # Pairs across the boundary ((4,6), (5,6), (5,7)) are estimated once, by the first chunk: the
+    # chunks together estimate exactly the flows of the whole render (40 without sharing).
+    assert head["flows_shared"] == {"read": 0, "written": 3} and tail["flows_shared"] == {"read": 3, "written": 0}
+    assert head["flow_estimates"] + tail["flow_estimates"] == full["flow_estimates"] == 34
     for f, out in zip(range(1, 11), _outputs(tmp_path / "chunks", range(1, 11))):
         np.testing.assert_allclose(out, reference[f], rtol=0, atol=1e-6)
 

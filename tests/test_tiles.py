@@ -58,16 +58,28 @@ def test_scaled_config_keeps_sizes_usable_by_the_generator() -> None:
 @pytest.mark.parametrize(
     "cfg", [TileConfig(), TileConfig(local=64, region=64, stride=64), TileConfig(local=33, stride=7)]
 )
-def test_every_pixel_sits_near_a_tile_centre(size: int, cfg: TileConfig) -> None:
-    plan = plan_tiles(size, 5, cfg)
-    origins = plan.row_origins
-    assert len(origins) == math.ceil(size / cfg.step)
-    assert np.all(np.diff(origins) == cfg.step)
-    # Every tile reaches into the frame.
-    assert np.all(origins < size) and np.all(origins + cfg.local > 0)
+def test_tiles_stay_inside_the_frame_with_no_more_tiles_than_monai(size: int, cfg: TileConfig) -> None:
+    origins = plan_tiles(size, 5, cfg).row_origins
+    if size <= cfg.local:
+        # One tile, centred, reflected past both ends (MONAI pads the frame up to one window).
+        assert len(origins) == 1 and -origins[0] == (cfg.local - size) // 2
+        return
+    # MONAI's dense_patch_slices: windows at i * interval, the last one clamped to size - roi.
+    assert len(origins) == math.ceil((size - cfg.local) / cfg.step) + 1
+    assert origins[0] == 0 and origins[-1] == size - cfg.local
+    steps = np.diff(origins)
+    assert np.all(steps[:-1] == cfg.step) and 0 < steps[-1] <= cfg.step
+    # Interior pixels (not within half a tile of an edge) sit at most stride/2 from a tile centre.
     centres = origins + cfg.local / 2
-    distance = np.abs((np.arange(size) + 0.5)[:, None] - centres[None, :]).min(axis=1)
+    pixels = np.arange(size) + 0.5
+    inner = pixels[(pixels >= cfg.local / 2) & (pixels <= size - cfg.local / 2)]
+    distance = np.abs(inner[:, None] - centres[None, :]).min(axis=1)
     assert distance.max() <= cfg.step / 2 + 0.5
+
+
+def test_paper_geometry_runs_as_many_tiles_as_monai_on_a_720p_frame() -> None:
+    # 1280x720 at Nl 360, stride 180: 7 x 3 windows in MONAI (the old edge-centred grid ran 8 x 4).
+    assert plan_tiles(720, 1280, TileConfig()).count == 21
 
 
 def test_plan_lists_tiles_row_major() -> None:
