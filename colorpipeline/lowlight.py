@@ -55,7 +55,8 @@ class CameraModel:
         object.__setattr__(self, "wb_error", tuple(float(g) for g in self.wb_error))
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Plain JSON types (the white-balance gains as a list), so a manifest round-trips."""
+        return asdict(self) | {"wb_error": list(self.wb_error)}
 
 
 def srgb_to_linear(v: np.ndarray) -> np.ndarray:

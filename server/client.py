@@ -282,6 +282,8 @@ class Client:
               cancel: threading.Event | None = None) -> P.Message:
         if self._check_listening:
             self._check_listening = False
+            if self.curve is not None:
+                client_keys(self.curve)  # a bad key file is the user's first problem: name it first
             why = nothing_listens(self.endpoint)
             if why is not None:
                 raise DaemonUnavailable(f"the NightGrade daemon at {self.endpoint} is not running: {why}; "

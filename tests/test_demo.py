@@ -1,6 +1,8 @@
 """The shipped model and sample clip, and `nightgrade demo` (README's main command) on part of the clip."""
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +22,10 @@ def test_shipped_model_is_valid_and_small() -> None:
     meta = load_checkpoint(path).meta
     assert meta.generator.in_channels == 6
     assert meta.colorspace == "sRGB Encoded Rec.709 (sRGB)"
-    assert meta.training["steps"] > 0 and "data" in meta.training
+    assert meta.training["steps"] > 0 and meta.training["mode"] == "paired" and meta.training["clean_frames"] > 0
+    g = meta.generator  # the tile-consistent design (issue 14)
+    assert (g.norm, g.skips, g.residual, g.exposure) == ("none", True, True, True)
+    assert "/" not in json.dumps(meta.training)  # no machine paths
 
 
 def test_shipped_clip_is_a_dark_sequence() -> None:

@@ -51,7 +51,9 @@ def test_layout_and_manifest_counts(tiny: tuple[Path, dict]) -> None:
     assert manifest["seed"] == 3 and manifest["camera"] == CameraModel().to_dict()
     assert manifest["train"]["low"]["count"] == 2 and manifest["train"]["normal"]["count"] == 3
     assert manifest["eval"]["bikes_late_dark2"]["stops"] == CameraModel().stops + 2
-    assert manifest["totals"]["png_files"] == 2 + 3 + 3 * 3 * 2 + 1
+    outside = manifest["eval"]["carphone_outside"]["camera"]  # outside the training draw (CameraRanges)
+    assert outside["stops"] > 7 and outside["full_well"] > 20000 and outside["colour_loss"] > 0.6
+    assert manifest["totals"]["png_files"] == 2 + 3 + 4 * 3 * 2 + 1
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")], "temporary build folder left behind"
 
 
