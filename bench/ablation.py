@@ -1,10 +1,13 @@
 """Ablation at equal budget (issue 14, item 7): 6-channel vs 3-channel input, per-tile norm vs none.
 
-Each variant is trained from scratch with ``nightgrade train --mode paired`` for the same wall-clock
-budget on the same clean frames, then scored on the paired evaluation clips (PSNR, SSIM) and for
+Each variant is trained from scratch with ``nightgrade train --mode paired`` for the same number of
+steps (the same samples, in the same order) on the same clean frames, then scored on the paired evaluation clips (PSNR, SSIM) and for
 tile consistency (tile 256 vs 384 on the first frame of ``bikes_late``).
 
-    .venv/bin/python bench/ablation.py CLEAN_DIR EVAL_DIR [--minutes 8] [--write-docs]
+    .venv/bin/python bench/ablation.py CLEAN_DIR EVAL_DIR [--steps 400] [--write-docs]
+
+Equal steps, not equal minutes: on a shared machine the same minutes gave one variant four times the steps
+of another.
 """
 from __future__ import annotations
 
@@ -31,15 +34,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("clean_dir")
     parser.add_argument("eval_dir")
-    parser.add_argument("--minutes", type=float, default=8.0)
+    parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="ng-ablation-") as tmp:
         for name, flags in VARIANTS.items():
             out = os.path.join(tmp, str(len(rows)))
-            rc = cli_main(["train", "--mode", "paired", "--clean", args.clean_dir, "--out", out, "--steps", "100000",
-                           "--minutes", str(args.minutes), "--quiet", *flags])
+            rc = cli_main(["train", "--mode", "paired", "--clean", args.clean_dir, "--out", out, "--steps", str(args.steps),
+                           "--quiet", *flags])
             if rc:
                 return rc
             weights = os.path.join(out, "model.safetensors")
@@ -53,7 +56,7 @@ def main() -> int:
             rows.append((name, read_meta(weights).training["steps"], psnr, ssim, diff))
     lines = [SECTION, "",
              f"`bench/ablation.py` on {evaluate._now()} ({evaluate._machine()}): each variant trained from scratch "
-             f"for {args.minutes:g} min wall (one thread) on the same clean frames, scored on the first 6 frames of "
+             f"for {args.steps} steps on the same clean frames, scored on the first 6 frames of "
              "each evaluation clip (mean over the clips that are not `_dark` twins).", "",
              "| variant | steps | PSNR (dB) | SSIM | tile 256 vs 384 |", "|---|---:|---:|---:|---:|"]
     lines += [f"| {n} | {s} | {p:.2f} | {q:.4f} | {100 * d:.3f} % |" for n, s, p, q, d in rows]
