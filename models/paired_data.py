@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from nightgrade.colorpipeline.errors import InputError
 from nightgrade.colorpipeline.lowlight import CameraRanges, capture, draw_camera, linear_to_srgb, srgb_to_linear
-from nightgrade.models.exposure import THUMB, decode_srgb, encode_srgb
+from nightgrade.models.exposure import decode_srgb, encode_srgb, thumbnail
 
 _EXTENSIONS = (".png", ".jpg", ".jpeg")
 _EPS = 1e-5
@@ -101,7 +101,7 @@ def make_frames(pictures: list[np.ndarray], count: int, frame_side: int, rng: np
         truth = np.log2((linear.mean(axis=(0, 1)) + _EPS) / (dark.mean(axis=(0, 1)) + _EPS))
         clean.append(frame.transpose(2, 0, 1))
         low.append(dark_srgb.transpose(2, 0, 1))
-        thumbs.append(cv2.resize(dark_srgb, (THUMB, THUMB), interpolation=cv2.INTER_AREA).transpose(2, 0, 1))
+        thumbs.append(thumbnail(dark_srgb))  # exactly what the engine gives the branch at inference
         gains.append(truth)
         cameras.append(camera.to_dict())
     as_tensor = lambda xs: torch.from_numpy(np.ascontiguousarray(np.stack(xs), dtype=np.float32))  # noqa: E731
