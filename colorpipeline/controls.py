@@ -37,16 +37,20 @@ _EPS = 1e-3  # keeps the gain finite in black areas
 _MAX_GAIN = 64.0
 
 
+#: The exposure target: stops added to the model's own exposure choice before it runs
+#: (``models/exposure.py``; 0 keeps the model's choice). Owned here with the other controls' ranges.
+EXPOSURE_RANGE = (-4.0, 4.0)
+
 class ControlRangeError(UsageError):
     """A control outside its range; ``field`` names it so that each front end can say it its own way."""
 
-    def __init__(self, field: str, value: object, fix: str) -> None:
-        self.field, self.value, self.fix = field, value, fix
+    def __init__(self, field: str, value: object, fix: str, bounds: tuple[float, float] = (0.0, 1.0)) -> None:
+        self.field, self.value, self.fix, self.bounds = field, value, fix, bounds
         super().__init__(self.naming(field.replace("_", " ")))
 
     def naming(self, name: str) -> str:
         """The message with the control called ``name`` (a flag, a protocol field)."""
-        return f"{name} {self.value!r} is outside 0..1: {self.fix}"
+        return f"{name} {self.value!r} is outside {self.bounds[0]:g}..{self.bounds[1]:g}: {self.fix}"
 
 
 @dataclass(frozen=True)

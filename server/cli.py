@@ -56,6 +56,9 @@ def _add_enhance(sub: argparse._SubParsersAction) -> None:
                    help="strength of the model's colour-noise removal, 0..1 (default 1; 0 keeps the input's)")
     c.add_argument("--detail", type=float, default=0.0,
                    help="detail recovery: the input's finest luma detail put back, 0..1 (default 0)")
+    c.add_argument("--exposure", type=float, default=0.0,
+                   help="exposure target in stops on top of the model's automatic exposure, -4..4 "
+                        "(default 0: the model's choice; +1 is twice the light)")
     p.add_argument("--bit-depth", help="output depth: 8, 10, 12, 16, half or float "
                                        "(default: the input's where the format allows it, else the format's)")
     p.add_argument("--compression", help="EXR/TIFF compression, e.g. zip, piz, dwaa, none")
@@ -177,7 +180,7 @@ def _render_options(args: argparse.Namespace) -> RenderOptions:
         input_colorspace=args.input_colorspace, output_colorspace=args.output_colorspace,
         ocio_config=args.ocio_config, scale=args.scale, tile=args.tile, region=args.region,
         stride=args.stride, batch=args.batch, device=args.device, mix=args.mix, luma_denoise=args.luma_denoise,
-        chroma_denoise=args.chroma_denoise, detail=args.detail,
+        chroma_denoise=args.chroma_denoise, detail=args.detail, exposure=args.exposure,
         bit_depth=args.bit_depth, compression=args.compression, compile=args.compile, overwrite=args.overwrite,
         strict=args.strict, backend=_backend(args),
     )

@@ -329,7 +329,9 @@ class Daemon:
             for n, j in enumerate(owners[keys[i]]):
                 works[j].provide(keys[i], output, counted=n == 0)
 
-        run_tiled_many([engine.prepare_frame(f) for f in frames], engine.run_batch, tiles, engine.batch_size_for(tiles.local),
+        # the frame-level exposure step (models/exposure.py) before tiling, with each frame's own correction
+        frames = [engine.prepare_frame(f, works[owners[key][0]].req.params.exposure) for f, key in zip(frames, keys)]
+        run_tiled_many(frames, engine.run_batch, tiles, engine.batch_size_for(tiles.local),
                        should_stop=should_stop, on_batch=on_batch, on_result=on_result)
 
     def _fail(self, job: Job, err: Exception, out: zmq.Socket) -> None:

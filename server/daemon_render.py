@@ -87,6 +87,7 @@ def picture_context(req: proto.Render | proto.Have, models: ModelSet, config: co
         "input": source, "working": model.working, "ocio": config.config_path, "scale": req.scale,
         "tiles": dataclasses.asdict(tiles), "device": engine.device.type, "precision": str(engine.dtype),
         "channels_last": engine.channels_last, "compile": engine.config.compile,
+        "exposure": req.params.exposure,
     }
     return PictureContext(model, ColourPlan(config, source, model.working, output), tiles, req.scale, key_params)
 

@@ -65,7 +65,8 @@ def render_movie(opts: RenderOptions, show_progress: bool = True) -> dict[str, A
             progress.start_frame(number)
             if opts.scale != 1.0:
                 frame = frame.resized(width, height)
-            write(number, enhance_frame(frame, engine, colours, tiles, opts.mix, None, opts.controls, opts.scale))
+            write(number, enhance_frame(frame, engine, colours, tiles, opts.mix, None, opts.controls, opts.scale,
+                                        opts.exposure))
             progress.end_frame()
     seconds = time.perf_counter() - started
     return {

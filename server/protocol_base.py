@@ -23,7 +23,7 @@ SUPPORTED_VERSIONS: tuple[int, ...] = (1,)
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5557"
 # Optional additions to version 1 that WELCOME lists (``features``): a daemon that predates one
 # ignores its keys like any unknown key, so a client that needs it checks this list first.
-FEATURES: tuple[str, ...] = ("controls",)  # params luma_denoise, chroma_denoise, detail
+FEATURES: tuple[str, ...] = ("controls", "exposure")  # params luma_denoise, chroma_denoise, detail; exposure
 
 HELLO, WELCOME, PING, PONG, STATS = "HELLO", "WELCOME", "PING", "PONG", "STATS"
 HAVE, NEED, RENDER, RESULT = "HAVE", "NEED", "RENDER", "RESULT"

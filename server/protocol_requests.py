@@ -20,6 +20,7 @@ from typing import Any, Union
 
 import numpy as np
 
+from nightgrade.colorpipeline.controls import EXPOSURE_RANGE
 from nightgrade.server.protocol_base import (BAD_BUFFER, CANCEL, CHANNELS, DIGEST_PATTERN, FORMATS, HAVE, HELLO,
                                              MAX_ID_CHARS, MAX_RADIUS, PING, PRIORITIES, RENDER, STATS, TOO_LARGE,
                                              Limits, Message, ProtocolError, bad_field, show)
@@ -126,6 +127,7 @@ class RenderParams:
     luma_denoise: float = 1.0  # feature "controls" (colorpipeline.controls): the defaults are the model's look
     chroma_denoise: float = 1.0
     detail: float = 0.0
+    exposure: float = 0.0  # feature "exposure": stops on top of the model's own exposure (models/exposure.py)
 
     def to_wire(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -328,6 +330,10 @@ def _params(fields: _Fields, limits: Limits) -> RenderParams:
         controls[key] = fields.number(key, required=False, default=default)
         if not 0.0 <= controls[key] <= 1.0:
             raise bad_field(f"params.{key}", f"must be in 0..1, got {controls[key]}")
+    controls["exposure"] = fields.number("exposure", required=False, default=0.0)
+    if not EXPOSURE_RANGE[0] <= controls["exposure"] <= EXPOSURE_RANGE[1]:
+        raise bad_field("params.exposure", f"must be in {EXPOSURE_RANGE[0]:g}..{EXPOSURE_RANGE[1]:g} stops, "
+                                           f"got {controls['exposure']}")
     return RenderParams(mix, fields.flag("temporal", False), fields.integer("radius", 0, MAX_RADIUS, required=False,
                                                                          default=MAX_RADIUS), max_motion, tile, region,
                         **controls)

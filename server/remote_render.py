@@ -58,7 +58,8 @@ def render_remote(opts: RenderOptions, server: ServerOptions, window: TemporalCo
     params = proto.RenderParams(mix=opts.mix, temporal=window is not None,
                                 radius=window.radius if window else proto.MAX_RADIUS,
                                 max_motion=window.max_motion if window else 256.0, tile=opts.tile, region=opts.region,
-                                luma_denoise=opts.luma_denoise, chroma_denoise=opts.chroma_denoise, detail=opts.detail)
+                                luma_denoise=opts.luma_denoise, chroma_denoise=opts.chroma_denoise, detail=opts.detail,
+                                exposure=opts.exposure)
     pending = plan.pending  # outputs already complete are kept (resumable farm renders, `--overwrite`)
     passes, averaged, model = 0, [], None
     if not pending:

@@ -30,7 +30,7 @@ import OpenImageIO as oiio
 
 from nightgrade.colorpipeline import color
 from nightgrade.colorpipeline.atomic import remove_stale_temps
-from nightgrade.colorpipeline.controls import Controls, apply_controls
+from nightgrade.colorpipeline.controls import EXPOSURE_RANGE, ControlRangeError, Controls, apply_controls
 from nightgrade.colorpipeline.errors import OutputError, UsageError
 from nightgrade.colorpipeline.finite import NonFinite, finite_output, replace_nonfinite
 from nightgrade.colorpipeline.frame import Frame, depth_of
@@ -67,7 +67,7 @@ class RenderOptions:
     luma_denoise: float = 1.0
     chroma_denoise: float = 1.0
     detail: float = 0.0
-    # (an exposure target comes with the model rewrite: it acts before the generator, in to_working)
+    exposure: float = 0.0  # stops on top of the model's own exposure choice (models/exposure.py)
     bit_depth: str | None = None
     compression: str | None = None
     compile: bool = False
@@ -83,6 +83,10 @@ class RenderOptions:
         if self.batch is not None and self.batch < 1:
             raise UsageError(f"--batch {self.batch} must be at least 1")
         self.controls  # noqa: B018 - validates the control ranges now, before any work
+        low, high = EXPOSURE_RANGE
+        if not low <= self.exposure <= high:
+            raise ControlRangeError("exposure", self.exposure, "stops on top of the model's own exposure; 0 keeps "
+                                    "its choice, +1 is twice the light", EXPOSURE_RANGE)
 
     @property
     def controls(self) -> Controls:
@@ -199,11 +203,12 @@ def finish_rgb(enhanced: np.ndarray, working: np.ndarray, excess: np.ndarray, co
 
 
 def enhance_frame(frame: Frame, engine: Engine, colours: ColourPlan, tiles: TileConfig, mix: float,
-                  progress: Any = None, controls: Controls = Controls(), scale: float = 1.0) -> Frame:
-    """One frame through steps 2-5 of the module docstring (no I/O)."""
+                  progress: Any = None, controls: Controls = Controls(), scale: float = 1.0,
+                  exposure: float = 0.0) -> Frame:
+    """One frame through steps 2-5 of the module docstring (no I/O); ``exposure`` in stops."""
     working, in_range, excess = to_working(frame, colours)
-    return finish_frame(frame, engine.enhance(in_range, tiles, progress), working, excess, colours, mix,
-                        controls, scale)
+    return finish_frame(frame, engine.enhance(in_range, tiles, progress, exposure_stops=exposure), working, excess,
+                        colours, mix, controls, scale)
 
 
 def _make_output_folder(path: str) -> None:
@@ -353,7 +358,8 @@ def _settings(opts: RenderOptions, first_path: str, made_by: Mapping[str, Any], 
     model = made_by.get("model") or read_meta(resolve_weights(opts.weights)).digest
     return normalised({
         "model": model, "colorspaces": [source, output], "ocio": color.config_source(opts.ocio_config)[0],
-        "mix": opts.mix, "controls": dataclasses.asdict(opts.controls), "scale": opts.scale,
+        "mix": opts.mix, "controls": dataclasses.asdict(opts.controls), "exposure": opts.exposure,
+        "scale": opts.scale,
         "tile": [opts.tile, opts.region, opts.stride],
         "bit_depth": opts.bit_depth, "compression": opts.compression, "temporal": made_by.get("temporal"),
     })
@@ -405,6 +411,6 @@ def render_sequence(opts: RenderOptions, show_progress: bool = True, engine: Eng
             progress.start_frame(frame_number)
             setup.write(out_path, frame_number, enhance_frame(frame, setup.engine, setup.colours, setup.tiles,
                                                               opts.mix, progress.tiles_done, opts.controls,
-                                                              opts.scale))
+                                                              opts.scale, opts.exposure))
             progress.end_frame()
     return setup.summary(time.perf_counter() - started, len(pending))

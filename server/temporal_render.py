@@ -117,6 +117,7 @@ def enhancement_params(setup: RenderSetup) -> dict[str, Any]:
         "precision": str(engine.dtype),
         "channels_last": engine.channels_last,
         "compile": engine.config.compile,
+        "exposure": setup.opts.exposure,
     }
 
 
@@ -161,7 +162,8 @@ class EnhancedFrames:
         if progress is not None:
             progress.start_frame(frame_number)
         enhanced = self._setup.engine.enhance(in_range, self._setup.tiles,
-                                              progress.tiles_done if progress is not None else None)
+                                              progress.tiles_done if progress is not None else None,
+                                              exposure_stops=self._setup.opts.exposure)
         if progress is not None:
             progress.end_frame()
         self.passes += 1

@@ -64,8 +64,9 @@ def _frames(folder: Path) -> list[np.ndarray]:
 
 
 @pytest.mark.parametrize("extra", [[], ["--scale", "0.5", "--mix", "0.7"],
-                                   ["--scale", "0.5", "--luma-denoise", "0.2", "--chroma-denoise", "0.5", "--detail", "0.7"]],
-                         ids=["full", "proxy-mix", "proxy-controls"])
+                                   ["--scale", "0.5", "--luma-denoise", "0.2", "--chroma-denoise", "0.5", "--detail", "0.7"],
+                                   ["--exposure", "1.5"]],
+                         ids=["full", "proxy-mix", "proxy-controls", "exposure"])
 def test_enhance_through_the_daemon_matches_the_local_render(daemon: Daemon, tiny_weights: str, tmp_path: Path,
                                                              capsys: pytest.CaptureFixture, extra: list[str]) -> None:
     source = _sequence(tmp_path / "in", frames=2)
