@@ -71,6 +71,9 @@ def render_remote(opts: RenderOptions, server: ServerOptions, window: TemporalCo
         if not opts.controls.is_default and "controls" not in (welcome.get("features") or ()):
             raise ServiceError(f"the daemon at {server.endpoint} ({welcome.get('server')}) predates the denoise and "
                                "detail controls and would ignore them: update it, or leave them at their defaults")
+        if opts.exposure and "exposure" not in (welcome.get("features") or ()):
+            raise ServiceError(f"the daemon at {server.endpoint} ({welcome.get('server')}) predates the exposure "
+                               "control and would ignore it: update it, or leave the exposure at 0")
         sources: dict[int, WirePixels] = {}
         frames = {}
         for t, out_path in pending:

@@ -184,4 +184,6 @@ def test_controls_reach_the_daemon_and_an_older_daemon_is_refused(daemon: Daemon
     monkeypatch.setattr(proto, "FEATURES", ())  # a daemon from before the controls
     assert main(["enhance", source, str(tmp_path / "old") + "/", "--server", daemon.endpoint, "--detail", "0.5"]) == 7
     assert "predates the denoise and detail controls" in capsys.readouterr().err
+    assert main(["enhance", source, str(tmp_path / "old") + "/", "--server", daemon.endpoint, "--exposure", "1"]) == 7
+    assert "predates the exposure control" in capsys.readouterr().err
     assert not (tmp_path / "old").exists() or not list((tmp_path / "old").iterdir())
