@@ -58,7 +58,6 @@ class PairedFrames:
     low: torch.Tensor
     thumbs: torch.Tensor
     true_gains: torch.Tensor
-    cameras: list[dict]
 
     def crops(self, gains: torch.Tensor, local: int, region: int, per_frame: int,
               rng: np.random.Generator, region_input: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
@@ -90,7 +89,7 @@ class PairedFrames:
 def make_frames(pictures: list[np.ndarray], count: int, frame_side: int, rng: np.random.Generator,
                 ranges: CameraRanges = CameraRanges()) -> PairedFrames:
     """``count`` random framings of random pictures with their low-light captures."""
-    clean, low, thumbs, gains, cameras = [], [], [], [], []
+    clean, low, thumbs, gains = [], [], [], []
     for _ in range(count):
         picture = pictures[int(rng.integers(len(pictures)))]
         frame = _random_framing(picture, frame_side, rng)
@@ -103,9 +102,8 @@ def make_frames(pictures: list[np.ndarray], count: int, frame_side: int, rng: np
         low.append(dark_srgb.transpose(2, 0, 1))
         thumbs.append(thumbnail(dark_srgb))  # exactly what the engine gives the branch at inference
         gains.append(truth)
-        cameras.append(camera.to_dict())
     as_tensor = lambda xs: torch.from_numpy(np.ascontiguousarray(np.stack(xs), dtype=np.float32))  # noqa: E731
-    return PairedFrames(as_tensor(clean), as_tensor(low), as_tensor(thumbs), as_tensor(gains), cameras)
+    return PairedFrames(as_tensor(clean), as_tensor(low), as_tensor(thumbs), as_tensor(gains))
 
 
 def frame_height(side: int) -> int:

@@ -185,13 +185,14 @@ def train_paired(cfg: PairedConfig, resume: bool = False, log=print, stop_at: in
                 log(f"step {trainer.step_index}/{cfg.steps} " + " ".join(f"{k}={means[k]:.4g}" for k in sorted(means)))
                 sums = {}
             now = time.perf_counter()
-            out_of_time = time_limit_s is not None and now - started >= time_limit_s
-            if now - last_save >= cfg.checkpoint_seconds or trainer.step_index == end or out_of_time:
+            if time_limit_s is not None and now - started >= time_limit_s:
+                break
+            if now - last_save >= cfg.checkpoint_seconds and trainer.step_index < end:
                 trainer.save(state_path)
                 trainer.export(out / "model.safetensors", now - started)
                 last_save = now
-            if out_of_time:
-                break
+    # the end of this session (budget, stop_at or time limit): state and model once
+    trainer.save(state_path)
     meta = trainer.export(out / "model.safetensors", time.perf_counter() - started)
     return {"steps": trainer.step_index, "seconds": round(time.perf_counter() - started, 1),
             "model": str(out / "model.safetensors"), "digest": meta.digest}

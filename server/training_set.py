@@ -92,14 +92,16 @@ def _build(work: str, cfg: FullSetConfig, sources: tuple[Source, ...], log) -> d
             for path in _selected_files(root, source):
                 rel = os.path.relpath(path, root)
                 digest = _sha256(path)
-                in_clip = path.lower().endswith(VIDEO_EXTENSIONS) or any(p in path for p in source.sequences)
-                if not any(p in path for p in source.sequences):
+                in_sequence = any(part in path for part in source.sequences)
+                in_clip = in_sequence or path.lower().endswith(VIDEO_EXTENSIONS)
+                if not in_sequence:
                     previous = None  # a new clip (a still sequence carries on from its last kept frame)
                 for index, rgb in _frames_of(path, source):
                     if min(rgb.shape[:2]) < cfg.min_side or (source.photo_filter and not looks_like_photo(rgb)):
                         continue
                     if in_clip:
-                        if previous is not None and float(np.mean(np.abs(rgb - previous))) < VIDEO_CHANGE:
+                        if previous is not None and previous.shape == rgb.shape \
+                                and float(np.mean(np.abs(rgb - previous))) < VIDEO_CHANGE:
                             continue
                         previous = rgb
                     else:
