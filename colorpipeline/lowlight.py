@@ -121,18 +121,20 @@ class CameraRanges:
     with the given probabilities.
     """
 
-    stops: tuple[float, float] = (1.0, 7.0)
-    full_well: tuple[float, float] = (300.0, 20000.0)
-    read_noise: tuple[float, float] = (0.5, 8.0)
-    row_noise: tuple[float, float] = (0.0, 3.0)
+    # Widened after the first shipped model (0.2.0, 1-7 stops, WB sigma 0.25) lost to histogram matching
+    # on a camera outside that draw: the independent footage comes from a camera we do not know.
+    stops: tuple[float, float] = (1.0, 8.0)
+    full_well: tuple[float, float] = (300.0, 40000.0)
+    read_noise: tuple[float, float] = (0.5, 10.0)
+    row_noise: tuple[float, float] = (0.0, 5.0)
     row_noise_probability: float = 0.4
-    wb_error_stops: float = 0.25
-    colour_loss: tuple[float, float] = (0.0, 0.6)
-    black_level: tuple[float, float] = (0.0, 0.01)
+    wb_error_stops: float = 0.35
+    colour_loss: tuple[float, float] = (0.0, 0.75)
+    black_level: tuple[float, float] = (0.0, 0.02)
     black_level_probability: float = 0.4
     bits: tuple[int, ...] = (8, 8, 10, 12, 16)
-    jpeg_probability: float = 0.3
-    jpeg_quality: tuple[int, int] = (40, 95)
+    jpeg_probability: float = 0.35
+    jpeg_quality: tuple[int, int] = (30, 95)
 
 
 def draw_camera(rng: np.random.Generator, ranges: CameraRanges = CameraRanges()) -> CameraModel:

@@ -15,6 +15,8 @@ from __future__ import annotations
 from typing import Callable, Literal
 
 import torch
+import torch.nn.functional as F
+
 from nightgrade.colorpipeline.errors import ModelError, UsageError
 
 GanMode = Literal["lsgan", "ralsgan"]
@@ -85,6 +87,25 @@ def perceptual_l1(features_net: Callable[[torch.Tensor], list[torch.Tensor]], a:
     features = features_net(torch.cat([a, b]))
     n = a.shape[0]
     return torch.stack([(f[:n] - f[n:]).abs().mean() for f in features]).mean()
+
+
+def ssim_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """1 - SSIM (Wang et al. 2004; 11x11 Gaussian window, sigma 1.5) of (N, C, H, W) values in [-1, 1].
+
+    Structure and local contrast, which an L1 term alone trades away for smoothness (Zhao et al.,
+    "Loss functions for image restoration", 2017); the evaluation's SSIM goal (issue 14) is this measure.
+    """
+    _check_same_shape(a, b, "ssim_loss")
+    x, y = (a + 1.0) * 0.5, (b + 1.0) * 0.5
+    taps = torch.exp(-((torch.arange(11, dtype=a.dtype) - 5.0) ** 2) / (2 * 1.5 ** 2))
+    taps = taps / taps.sum()
+    window = (taps[:, None] * taps[None, :]).expand(a.shape[1], 1, 11, 11).contiguous()
+    blur = lambda t: F.conv2d(t, window, groups=a.shape[1])  # noqa: E731  (valid: no padded border)
+    mx, my = blur(x), blur(y)
+    vx, vy, cov = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    ssim = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    return 1.0 - ssim.mean()
 
 
 def mix_local_region(local_loss: torch.Tensor, region_loss: torch.Tensor, w: float = 0.9) -> torch.Tensor:

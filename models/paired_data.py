@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from dataclasses import dataclass
 
 import cv2
@@ -35,6 +36,30 @@ def find_clean_frames(folder: str) -> list[str]:
     if not paths:
         raise InputError(f"no clean frames (.png/.jpg) under {folder}")
     return paths
+
+
+def source_weights(paths: list[str], root: str) -> np.ndarray:
+    """Draw probabilities that keep one large source from dominating the training draw.
+
+    A source is the first folder under ``root`` (a package of ``sample-data --full``, or one of a
+    user's clip folders); a group is the frames of one file inside it (``name.0012.png`` and
+    ``name.0013.png`` share ``name``). Sources weigh the square root of their frame count, and groups
+    inside a source likewise, so a 278-frame video or a package of 276 telescope pictures counts more
+    than a single photograph but not hundreds of times more.
+    """
+    sources: dict[str, dict[str, list[int]]] = {}
+    for i, path in enumerate(paths):
+        rel = os.path.relpath(path, root).split(os.sep)
+        source = rel[0] if len(rel) > 1 else ""
+        group = re.sub(r"[._-]?\d+$", "", os.path.splitext(rel[-1])[0])
+        sources.setdefault(source, {}).setdefault(group, []).append(i)
+    weights = np.zeros(len(paths))
+    for groups in sources.values():
+        source_weight = np.sqrt(sum(len(m) for m in groups.values()))
+        group_total = sum(np.sqrt(len(m)) for m in groups.values())
+        for members in groups.values():
+            weights[members] = source_weight * np.sqrt(len(members)) / group_total / len(members)
+    return weights / weights.sum()
 
 
 def load_clean(paths: list[str], min_side: int) -> list[np.ndarray]:
@@ -87,11 +112,13 @@ class PairedFrames:
 
 
 def make_frames(pictures: list[np.ndarray], count: int, frame_side: int, rng: np.random.Generator,
-                ranges: CameraRanges = CameraRanges()) -> PairedFrames:
-    """``count`` random framings of random pictures with their low-light captures."""
+                ranges: CameraRanges = CameraRanges(), weights: np.ndarray | None = None) -> PairedFrames:
+    """``count`` random framings of random pictures (drawn with ``weights``, else uniformly) with
+    their low-light captures."""
     clean, low, thumbs, gains = [], [], [], []
     for _ in range(count):
-        picture = pictures[int(rng.integers(len(pictures)))]
+        index = int(rng.choice(len(pictures), p=weights)) if weights is not None else int(rng.integers(len(pictures)))
+        picture = pictures[index]
         frame = _random_framing(picture, frame_side, rng)
         linear = srgb_to_linear(frame)
         camera = draw_camera(rng, ranges)

@@ -9,8 +9,10 @@ stays the paper's six channels (local Nl patch + the Nr region resized to Nl, Se
 
 Loss per step: ``w * L1(local) + (1 - w) * L1(local, 4x-averaged)`` on sRGB-encoded values, with
 the paper's w = 0.9 (the coarse term weighs tone and colour over a neighbourhood, where the paper
-uses a perceptual loss on the region), plus ``lambda_gain`` times the squared error of the
-predicted log2 exposure gains against the true ones (anchors the exposure branch early on).
+uses a perceptual loss on the region), plus ``lambda_ssim`` times 1 - SSIM (structure, which L1 alone
+smooths away), plus ``lambda_gain`` times the squared error of the predicted log2 exposure gains
+against the true ones (anchors the exposure branch early on). Frames are drawn balanced over
+sources (``paired_data.source_weights``) so one long clip or large package cannot dominate.
 Adam with a cosine decay of the learning rate. Resume is exact: weights, Adam moments, both RNGs.
 """
 from __future__ import annotations
@@ -29,8 +31,9 @@ import torch.nn.functional as F
 from nightgrade.colorpipeline.errors import UsageError
 from nightgrade.colorpipeline.lowlight import CameraRanges
 from nightgrade.models.checkpoint import CheckpointMeta, TileSpec, load_checkpoint, save_checkpoint
+from nightgrade.models.losses import ssim_loss
 from nightgrade.models.networks import GeneratorConfig, build_generator
-from nightgrade.models.paired_data import find_clean_frames, frame_height, load_clean, make_frames
+from nightgrade.models.paired_data import find_clean_frames, frame_height, load_clean, make_frames, source_weights
 from nightgrade.models.train_state import check_same_settings, load_train_state, save_train_state
 
 MODES = ("paired",)
@@ -57,6 +60,8 @@ class PairedConfig:
     lr: float = 1e-3
     w: float = 0.9
     lambda_gain: float = 0.1
+    lambda_ssim: float = 0.15
+    balance_sources: bool = True
     seed: int = 0
     init: str = ""
     checkpoint_seconds: int = 300
@@ -95,6 +100,7 @@ class PairedTrainer:
         self.optimizer = torch.optim.Adam(self.generator.parameters(), lr=cfg.lr)
         paths = find_clean_frames(cfg.clean_dir)
         self.pictures = load_clean(paths, min_side=cfg.local)
+        self.weights = source_weights(paths, cfg.clean_dir) if cfg.balance_sources else None
         self.ranges = CameraRanges()
         self.step_index = 0
 
@@ -114,20 +120,21 @@ class PairedTrainer:
         lr = self.learning_rate(self.step_index)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        frames = make_frames(self.pictures, cfg.frames_per_step, cfg.frame_side, self.rng, self.ranges)
+        frames = make_frames(self.pictures, cfg.frames_per_step, cfg.frame_side, self.rng, self.ranges, self.weights)
         gains = self.generator.exposure(frames.thumbs)
         x, target = frames.crops(gains, cfg.local, cfg.region, cfg.crops_per_frame, self.rng, cfg.region_input)
         y = self.generator(x)
         fine = F.l1_loss(y, target)
         coarse = F.l1_loss(F.avg_pool2d(y, 4), F.avg_pool2d(target, 4))
         gain_err = F.mse_loss(gains, frames.true_gains)
-        loss = cfg.w * fine + (1.0 - cfg.w) * coarse + cfg.lambda_gain * gain_err
+        structure = ssim_loss(y, target) if cfg.lambda_ssim else torch.zeros(())
+        loss = cfg.w * fine + (1.0 - cfg.w) * coarse + cfg.lambda_ssim * structure + cfg.lambda_gain * gain_err
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         self.step_index += 1
         return {"loss": loss.item(), "l1": fine.item(), "coarse": coarse.item(), "gain_mse": gain_err.item(),
-                "lr": lr}
+                "ssim_loss": structure.item(), "lr": lr}
 
     def save(self, path: Path) -> None:
         meta = {"step": self.step_index, "config": dataclasses.asdict(self.cfg),

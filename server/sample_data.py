@@ -85,9 +85,10 @@ SOURCES: dict[str, dict[str, str]] = {
 
 
 #: A camera outside the training draw (colorpipeline.lowlight.CameraRanges) on several axes at once:
-#: darker (7.5 stops), a larger full well, stronger colour loss and white-balance cast, banding.
-_OUTSIDE_CAMERA = CameraModel(stops=7.5, full_well=30000.0, read_noise=1.0, colour_loss=0.7, bits=8,
-                              wb_error=(1.5, 1.0, 0.7), row_noise=4.0, black_level=0.0, jpeg_quality=35)
+#: darker (8.5 stops), a larger full well, more read noise, stronger colour loss, a white-balance cast
+#: beyond 2 sigma of the draw, stronger banding. 10-bit sRGB-coded, so a mid grey keeps ~6 code values.
+_OUTSIDE_CAMERA = CameraModel(stops=8.5, full_well=60000.0, read_noise=12.0, colour_loss=0.85, bits=10,
+                              wb_error=(1.75, 1.0, 0.57), row_noise=6.0, black_level=0.0, jpeg_quality=0)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 
 from nightgrade.colorpipeline.errors import InputError, OutputError, UsageError
 from nightgrade.colorpipeline.imageio import read_frame
-from nightgrade.colorpipeline.lowlight import CameraModel, srgb_to_linear
+from nightgrade.colorpipeline.lowlight import CameraModel, CameraRanges, srgb_to_linear
 from nightgrade.server import sample_data
 from nightgrade.server.sample_data import EvalClip, SampleDataConfig, build_sample_data, data_file, read_video_frames
 
@@ -52,7 +53,11 @@ def test_layout_and_manifest_counts(tiny: tuple[Path, dict]) -> None:
     assert manifest["train"]["low"]["count"] == 2 and manifest["train"]["normal"]["count"] == 3
     assert manifest["eval"]["bikes_late_dark2"]["stops"] == CameraModel().stops + 2
     outside = manifest["eval"]["carphone_outside"]["camera"]  # outside the training draw (CameraRanges)
-    assert outside["stops"] > 7 and outside["full_well"] > 20000 and outside["colour_loss"] > 0.6
+    draw = CameraRanges()
+    assert outside["stops"] > draw.stops[1] and outside["full_well"] > draw.full_well[1]
+    assert outside["read_noise"] > draw.read_noise[1] and outside["colour_loss"] > draw.colour_loss[1]
+    assert outside["row_noise"] > draw.row_noise[1]
+    assert min(abs(math.log2(outside["wb_error"][0])), abs(math.log2(outside["wb_error"][2]))) > 2 * draw.wb_error_stops
     assert manifest["totals"]["png_files"] == 2 + 3 + 4 * 3 * 2 + 1
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")], "temporary build folder left behind"
 

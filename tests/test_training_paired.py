@@ -10,6 +10,8 @@ import torch
 
 from nightgrade.colorpipeline.errors import InputError, UsageError
 from nightgrade.models.checkpoint import load_checkpoint, read_meta
+from nightgrade.models.losses import ssim_loss
+from nightgrade.models.paired_data import source_weights
 from nightgrade.models.training_paired import PairedConfig, train_paired
 from nightgrade.server.cli import main
 
@@ -75,3 +77,24 @@ def test_cli_fine_tunes_from_a_model(tmp_path, capsys) -> None:
     # an architecture that differs from the --init checkpoint is refused in one line
     wider = [a if a != "4" or args[i - 1] != "--ngf" else "8" for i, a in enumerate(args)]
     assert main(wider) != 0
+
+
+def test_source_weights_balance_sources_and_the_frames_of_one_file(tmp_path) -> None:
+    # one source with a 16-frame clip and 2 photographs, one source with a single photograph
+    paths = [str(tmp_path / "video" / f"clip.{i:04d}.png") for i in range(16)]
+    paths += [str(tmp_path / "video" / "a.png"), str(tmp_path / "video" / "b.png"), str(tmp_path / "photo" / "c.png")]
+    w = source_weights(paths, str(tmp_path))
+    assert w.sum() == pytest.approx(1.0) and (w > 0).all()
+    clip, photos, single = w[:16].sum(), w[16:18].sum(), w[18]
+    assert np.allclose(w[:16], w[0])  # frames of one file share their group's weight
+    # sources by sqrt(frames): sqrt(18) vs sqrt(1); inside the video source the clip counts sqrt(16) = 4 photos
+    assert (clip + photos) / single == pytest.approx(np.sqrt(18))
+    assert clip / w[16] == pytest.approx(4.0)
+
+
+def test_ssim_loss_is_zero_for_equal_images_and_grows_with_noise() -> None:
+    rng = torch.Generator().manual_seed(0)
+    a = torch.rand(2, 3, 32, 32, generator=rng) * 2 - 1
+    noise = torch.randn(2, 3, 32, 32, generator=rng)
+    losses = [float(ssim_loss(a, (a + s * noise).clamp(-1, 1))) for s in (0.0, 0.05, 0.3)]
+    assert losses[0] == pytest.approx(0.0, abs=1e-6) and losses[0] < losses[1] < losses[2]
