@@ -62,7 +62,7 @@ def main() -> int:
         out = os.path.join(tmp, "run")
         start = time.perf_counter()
         rc = cli_main(["train", "--mode", "paired", "--init", "default", "--clean", os.path.join(tmp, "plates"),
-                       "--out", out, "--steps", str(args.steps), "--lr", "0.0002", "--minutes", str(args.minutes),
+                       "--out", out, "--steps", str(args.steps), "--minutes", str(args.minutes),
                        "--quiet"])
         wall = time.perf_counter() - start
         if rc != 0:
@@ -73,7 +73,8 @@ def main() -> int:
         after = score(os.path.join(out, "model.safetensors"), args.eval_dir, clips)
     lines = [SECTION, "",
              f"`bench/finetune.py` on {evaluate._now()} ({evaluate._machine()}): the shipped model fine-tuned with "
-             f"`nightgrade train --mode paired --init default --clean PLATES --lr 0.0002 --minutes {args.minutes:g}` "
+             f"`nightgrade train --mode paired --init default --clean PLATES --minutes {args.minutes:g}` (the "
+             "fine-tune defaults: lr 5e-5 after a 100-step warm-up) "
              f"on {count} clean plates of the `bikes` camera (frames 0-120, every 3rd; the evaluation clip "
              f"`bikes_late` is frames 150-185 of the same clip and was not used): {steps} steps in {wall / 60:.1f} "
              "min wall. `carphone` (another camera) shows what the fine-tune costs elsewhere.", "",

@@ -117,9 +117,7 @@ def make_frames(pictures: list[np.ndarray], count: int, frame_side: int, rng: np
     their low-light captures."""
     clean, low, thumbs, gains = [], [], [], []
     for _ in range(count):
-        index = int(rng.choice(len(pictures), p=weights)) if weights is not None else int(rng.integers(len(pictures)))
-        picture = pictures[index]
-        frame = _random_framing(picture, frame_side, rng)
+        frame = random_framing(draw_picture(pictures, rng, weights), frame_side, rng)
         linear = srgb_to_linear(frame)
         camera = draw_camera(rng, ranges)
         dark = capture(linear, camera, rng)
@@ -133,12 +131,20 @@ def make_frames(pictures: list[np.ndarray], count: int, frame_side: int, rng: np
     return PairedFrames(as_tensor(clean), as_tensor(low), as_tensor(thumbs), as_tensor(gains))
 
 
+def draw_picture(pictures: list[np.ndarray], rng: np.random.Generator,
+                 weights: np.ndarray | None = None) -> np.ndarray:
+    """One picture, drawn with ``weights`` (``source_weights``) or uniformly."""
+    if weights is None:
+        return pictures[int(rng.integers(len(pictures)))]
+    return pictures[int(rng.choice(len(pictures), p=weights))]
+
+
 def frame_height(side: int) -> int:
     """Height of a 16:9 training frame ``side`` px wide."""
     return round(side * 9 / 16)
 
 
-def _random_framing(picture: np.ndarray, side: int, rng: np.random.Generator) -> np.ndarray:
+def random_framing(picture: np.ndarray, side: int, rng: np.random.Generator) -> np.ndarray:
     """A random 16:9 window (60-100% of the largest that fits) resized to ``side`` x ``side * 9/16``.
 
     16:9 like the footage the model meets; one size for every frame so a batch stacks.

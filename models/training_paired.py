@@ -61,6 +61,7 @@ class PairedConfig:
     w: float = 0.9
     lambda_gain: float = 0.1
     lambda_ssim: float = 0.15
+    warmup: int = 0             # steps of linear learning-rate warm-up (fine-tunes: fresh Adam moments)
     balance_sources: bool = True
     seed: int = 0
     init: str = ""
@@ -90,6 +91,10 @@ _RESUMABLE = {"out_dir", "steps", "checkpoint_seconds", "log_every"}
 
 
 class PairedTrainer:
+    """The generator, its optimiser and the data draw of a paired run; one ``step()`` is one update."""
+
+    kind = "paired"
+
     def __init__(self, cfg: PairedConfig) -> None:
         self.cfg = cfg
         torch.manual_seed(cfg.seed)
@@ -97,7 +102,9 @@ class PairedTrainer:
         self.generator = build_generator(cfg.generator_config())
         if cfg.init:
             self._initialise(cfg.init)
-        self.optimizer = torch.optim.Adam(self.generator.parameters(), lr=cfg.lr)
+        # every network and optimiser that a state file holds (the hybrid trainer adds its own)
+        self.nets: dict[str, torch.nn.Module] = {"G": self.generator}
+        self.optimizers = {"G": torch.optim.Adam(self.generator.parameters(), lr=cfg.lr)}
         paths = find_clean_frames(cfg.clean_dir)
         self.pictures = load_clean(paths, min_side=cfg.local)
         self.weights = source_weights(paths, cfg.clean_dir) if cfg.balance_sources else None
@@ -113,13 +120,21 @@ class PairedTrainer:
         self.generator.load_state_dict(loaded.generator.state_dict())
 
     def learning_rate(self, step: int) -> float:
-        return self.cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, step / self.cfg.steps)))
+        """Cosine decay over ``steps``, after a linear warm-up: Adam's first updates move every weight
+        by about the learning rate whatever its gradient, which would undo a trained model."""
+        warm = min(1.0, (step + 1) / self.cfg.warmup) if self.cfg.warmup else 1.0
+        return warm * self.cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, step / self.cfg.steps)))
 
-    def step(self) -> dict[str, float]:
-        cfg = self.cfg
+    def _set_learning_rate(self) -> float:
         lr = self.learning_rate(self.step_index)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        for optimizer in self.optimizers.values():
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+        return lr
+
+    def paired_loss(self) -> tuple[torch.Tensor, dict[str, float]]:
+        """The supervised loss of one batch of camera-model pairs (module doc) and its terms."""
+        cfg = self.cfg
         frames = make_frames(self.pictures, cfg.frames_per_step, cfg.frame_side, self.rng, self.ranges, self.weights)
         gains = self.generator.exposure(frames.thumbs)
         x, target = frames.crops(gains, cfg.local, cfg.region, cfg.crops_per_frame, self.rng, cfg.region_input)
@@ -129,22 +144,26 @@ class PairedTrainer:
         gain_err = F.mse_loss(gains, frames.true_gains)
         structure = ssim_loss(y, target) if cfg.lambda_ssim else torch.zeros(())
         loss = cfg.w * fine + (1.0 - cfg.w) * coarse + cfg.lambda_ssim * structure + cfg.lambda_gain * gain_err
-        self.optimizer.zero_grad(set_to_none=True)
+        return loss, {"loss": loss.item(), "l1": fine.item(), "coarse": coarse.item(), "gain_mse": gain_err.item(),
+                      "ssim_loss": structure.item()}
+
+    def step(self) -> dict[str, float]:
+        lr = self._set_learning_rate()
+        loss, values = self.paired_loss()
+        self.optimizers["G"].zero_grad(set_to_none=True)
         loss.backward()
-        self.optimizer.step()
+        self.optimizers["G"].step()
         self.step_index += 1
-        return {"loss": loss.item(), "l1": fine.item(), "coarse": coarse.item(), "gain_mse": gain_err.item(),
-                "ssim_loss": structure.item(), "lr": lr}
+        return {**values, "lr": lr}
 
     def save(self, path: Path) -> None:
         meta = {"step": self.step_index, "config": dataclasses.asdict(self.cfg),
-                "numpy_rng": self.rng.bit_generator.state, "kind": "paired"}
-        save_train_state(path, {"G": self.generator}, {"G": self.optimizer},
-                         {"torch_rng": torch.get_rng_state()}, meta)
+                "numpy_rng": self.rng.bit_generator.state, "kind": self.kind}
+        save_train_state(path, self.nets, self.optimizers, {"torch_rng": torch.get_rng_state()}, meta)
 
     def resume(self, path: Path) -> None:
         check_same_settings(path, dataclasses.asdict(self.cfg), _RESUMABLE)
-        extra, meta = load_train_state(path, {"G": self.generator}, {"G": self.optimizer})
+        extra, meta = load_train_state(path, self.nets, self.optimizers)
         self.step_index = int(meta["step"])
         self.rng.bit_generator.state = meta["numpy_rng"]
         torch.set_rng_state(extra["torch_rng"])
@@ -152,8 +171,9 @@ class PairedTrainer:
     def export(self, path: Path, seconds: float) -> CheckpointMeta:
         cfg = self.cfg
         region = round(cfg.infer_local * cfg.region / cfg.local)
-        config = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("clean_dir", "out_dir", "init")}
-        training = {"mode": "paired", "steps": self.step_index, "train_seconds": round(seconds, 1),
+        # no machine paths in a shipped checkpoint: folders are where this run happened, not what it was
+        config = {k: v for k, v in dataclasses.asdict(cfg).items() if not k.endswith("_dir") and k != "init"}
+        training = {"mode": self.kind, "steps": self.step_index, "train_seconds": round(seconds, 1),
                     "config": config, "clean_frames": len(self.pictures),
                     "camera_ranges": dataclasses.asdict(self.ranges),
                     "initialised_from": Path(cfg.init).name if cfg.init else None}
@@ -164,7 +184,7 @@ class PairedTrainer:
 
 
 def train_paired(cfg: PairedConfig, resume: bool = False, log=print, stop_at: int | None = None,
-                 time_limit_s: float | None = None) -> dict[str, Any]:
+                 time_limit_s: float | None = None, trainer_cls: type[PairedTrainer] = PairedTrainer) -> dict[str, Any]:
     """Run (or resume) a paired run to ``cfg.steps``; state every ``checkpoint_seconds``, then export.
 
     ``stop_at`` (a step) or ``time_limit_s`` end this session early with the state saved, so a later
@@ -172,7 +192,7 @@ def train_paired(cfg: PairedConfig, resume: bool = False, log=print, stop_at: in
     """
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    trainer = PairedTrainer(cfg)
+    trainer = trainer_cls(cfg)
     state_path = out / "train_state.safetensors"
     if resume:
         trainer.resume(state_path)

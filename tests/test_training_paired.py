@@ -1,6 +1,7 @@
 """Paired training (issue 14, items 3 and 5): runs, resumes exactly, exports a loadable model."""
 from __future__ import annotations
 
+import json
 import os
 
 import cv2
@@ -98,3 +99,39 @@ def test_ssim_loss_is_zero_for_equal_images_and_grows_with_noise() -> None:
     noise = torch.randn(2, 3, 32, 32, generator=rng)
     losses = [float(ssim_loss(a, (a + s * noise).clamp(-1, 1))) for s in (0.0, 0.05, 0.3)]
     assert losses[0] == pytest.approx(0.0, abs=1e-6) and losses[0] < losses[1] < losses[2]
+
+
+_SMALL = ["--frames-per-step", "1", "--crops-per-frame", "1", "--frame-side", "192", "--local", "32", "--region", "96",
+          "--infer-local", "64", "--ngf", "4", "--n-blocks", "2", "--ndf", "4", "--checkpoint-seconds", "0", "-q"]
+
+
+def test_hybrid_mode_trains_from_a_paired_model_resumes_exactly_and_keeps_no_paths(tmp_path) -> None:
+    clean, low = _clean_dir(tmp_path / "clean"), _clean_dir(tmp_path / "low")  # "low": any real frames will do
+    base = tmp_path / "paired"
+    assert main(["train", "--clean", clean, "--out", str(base), "--steps", "1", *_SMALL]) == 0
+    args = ["train", "--clean", clean, "--low", low, "--init", str(base / "model.safetensors"), *_SMALL]
+    assert main([*args, "--out", str(tmp_path / "whole"), "--steps", "3"]) == 0
+    assert main([*args, "--out", str(tmp_path / "split"), "--steps", "3", "--minutes", "0.0001"]) == 0  # ends early
+    assert read_meta(tmp_path / "split" / "model.safetensors").training["steps"] == 1
+    assert main([*args, "--out", str(tmp_path / "split"), "--steps", "3", "--resume"]) == 0
+    whole, split = (load_checkpoint(str(tmp_path / d / "model.safetensors")) for d in ("whole", "split"))
+    for (name, a), (_, b) in zip(whole.generator.state_dict().items(), split.generator.state_dict().items()):
+        assert torch.equal(a, b), name
+    meta = read_meta(tmp_path / "whole" / "model.safetensors")
+    assert meta.training["mode"] == "hybrid" and meta.training["steps"] == 3
+    assert str(tmp_path) not in json.dumps(meta.training)
+    start = load_checkpoint(str(base / "model.safetensors")).generator.state_dict()
+    assert any(not torch.equal(v, start[k]) for k, v in whole.generator.state_dict().items())  # it learned
+    # hybrid needs a paired model to start from: one clear line
+    assert main(["train", "--mode", "hybrid", "--clean", clean, "--low", low, "--out", str(tmp_path / "x"), "-q"]) == 2
+
+
+def test_warm_up_ramps_the_rate_then_the_cosine_takes_over(tmp_path) -> None:
+    from nightgrade.models.training_paired import PairedTrainer
+    cfg = _cfg(tmp_path, "w", 100)
+    trainer = PairedTrainer(PairedConfig(**{**cfg.__dict__, "warmup": 10, "lr": 1e-3}))
+    rates = [trainer.learning_rate(s) for s in (0, 4, 9, 50, 100)]
+    assert rates[0] == pytest.approx(1e-4) and rates[1] == pytest.approx(5e-4 * 0.5 * (1 + np.cos(np.pi * 0.04)))
+    assert rates[0] < rates[1] < rates[2]
+    assert rates[2] == pytest.approx(1e-3 * 0.5 * (1 + np.cos(np.pi * 0.09))) and rates[3] == pytest.approx(5e-4)
+    assert rates[4] == pytest.approx(0.0, abs=1e-12)
