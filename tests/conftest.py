@@ -91,3 +91,18 @@ def one_thread():
     yield
     cv2.setNumThreads(cv2_threads)
     torch.set_num_threads(torch_threads)
+
+
+@pytest.fixture
+def fake():
+    """Starts fake daemons for OFX tests (tests/ofx_fake_daemon.py); stops them after the test."""
+    from ofx_fake_daemon import FakeDaemon
+    daemons = []
+
+    def start(**kwargs) -> FakeDaemon:
+        daemons.append(FakeDaemon(**kwargs).start())
+        return daemons[-1]
+
+    yield start
+    for d in daemons:
+        d.stop()

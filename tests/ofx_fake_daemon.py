@@ -48,6 +48,7 @@ class FakeDaemon:
     announce: bool = False        # print READY/GOT lines (standalone use)
     curve: tuple[Path, Path] | None = None  # (the daemon's .key_secret, folder of authorised .key files)
     models: tuple[str, ...] = ("fake", "fake-alt")  # WELCOME's models, the first one the default
+    features: tuple[str, ...] = ("controls", "exposure")  # WELCOME's features (an old daemon lists none)
     requests: list[dict] = field(default_factory=list)
     address: str = ""
     _cache: set[str] = field(default_factory=set)
@@ -135,7 +136,7 @@ class FakeDaemon:
                      "stride": 32}
             models = [dict(model, name=name, default=i == 0) for i, name in enumerate(self.models)]
             return self._reply(header, "WELCOME", version=1, server="nightgrade fake", models=models,
-                               device="cpu", limits={}, ocio_config="fake")
+                               device="cpu", limits={}, ocio_config="fake", features=list(self.features))
         if kind == "PING":
             return self._reply(header, "PONG", queue=0, busy=self.mode in ("slow", "stall"), uptime_s=1.0)
         if kind == "HAVE":

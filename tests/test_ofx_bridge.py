@@ -20,19 +20,6 @@ from ofx_host.driver import (ROOT, Job, assert_failed_with, exported_symbols, fr
                              parse_log, quantise, read_output, unused_address)
 
 
-@pytest.fixture
-def fake():
-    daemons = []
-
-    def start(**kwargs) -> FakeDaemon:
-        daemons.append(FakeDaemon(**kwargs).start())
-        return daemons[-1]
-
-    yield start
-    for d in daemons:
-        d.stop()
-
-
 # ---- the binary and what it declares ----
 
 def test_exports_only_the_two_openfx_entry_points(ofx):
@@ -62,13 +49,14 @@ def test_describe_declares_contexts_depths_threading_and_never_connects(ofx, tmp
 def test_every_number_has_range_and_display_range_and_every_param_a_hint(ofx, tmp_path):
     params = Job(tmp_path, ofx).run().params()
     numbers = [n for n, p in params.items() if p["type"] in ("OfxParamTypeInteger", "OfxParamTypeDouble")]
-    assert set(numbers) == {"mix", "radius", "maxMotion", "tileSize", "regionSize", "timeout", "heartbeat"}
+    assert set(numbers) == {"mix", "radius", "maxMotion", "tileSize", "regionSize", "timeout", "heartbeat", "exposure",
+                            "lumaDenoise", "chromaDenoise", "detail", "splitPosition"}
     for name in numbers:
         p = params[name]
         for key in ("OfxParamPropMin", "OfxParamPropMax", "OfxParamPropDisplayMin", "OfxParamPropDisplayMax"):
             assert key in p, (name, key)
         assert float(p["OfxParamPropMin"]) <= float(p["OfxParamPropDefault"]) <= float(p["OfxParamPropMax"])
-    assert params["radius"]["OfxParamPropMax"] == "6"
+    assert params["radius"]["OfxParamPropMax"] == "6" and params["exposure"]["OfxParamPropMax"] == "4"
     assert params["daemonAddress"]["OfxParamPropDefault"] == "tcp://127.0.0.1:5557"
     assert params["status"]["OfxParamPropStringMode"] == "OfxParamStringIsLabel"
     assert params["modelName"]["OfxParamPropSecret"] == "1"

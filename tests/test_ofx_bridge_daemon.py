@@ -97,3 +97,18 @@ def test_without_colour_management_node_and_cli_use_the_same_default_colourspace
     assert log.render_statuses() == [0], log.persistent()
     assert "the host reports no colourspace, so Linear Rec.709" in log.values()["status"]
     assert np.abs(read_output(out, expected) - expected).max() <= 1e-4
+
+
+def test_node_look_controls_and_exposure_give_the_pixels_of_the_cli_flags(ofx, serve, tiny_weights, tmp_path):
+    paths = night_sequence(tmp_path / "in", 1)
+    expected = enhanced_by_cli(paths, tmp_path / "cli", tiny_weights, "--exposure", "1.5", "--luma-denoise", "0.5",
+                               "--chroma-denoise", "0.25", "--detail", "0.4")[0]
+    plain = enhanced_by_cli(paths, tmp_path / "plain", tiny_weights)[0]
+    job = job_for(ofx, tmp_path, serve, {"timeout": 120, "heartbeat": 10, "inputColorspace": LINEAR, "exposure": 1.5,
+                                        "lumaDenoise": 0.5, "chromaDenoise": 0.25, "detail": 0.4})
+    job.source(1.0, 1, read_frame(str(paths[0])).pixels)
+    out = job.render(1.0, 1, tiles=2)
+    log = job.run(timeout=300)
+    assert log.render_statuses() == [0, 0], log.persistent()
+    assert np.abs(read_output(out, expected) - expected).max() <= 1e-4
+    assert np.abs(expected[..., :3] - plain[..., :3]).mean() > 0.01  # the controls changed the picture

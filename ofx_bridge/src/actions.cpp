@@ -181,7 +181,7 @@ OfxStatus frames_needed(OfxImageEffectHandle handle, OfxPropertySetHandle in_arg
 OfxStatus is_identity(OfxImageEffectHandle handle, OfxPropertySetHandle in_args, OfxPropertySetHandle out_args) {
   const Instance& inst = require(handle);
   const Settings s = read_settings(inst.params, props::get_double(in_args, kOfxPropTime, 0, 0.0));
-  if (s.mix > 0.0) return kOfxStatReplyDefault;
+  if (s.mix > 0.0 && s.view != param::View::Original) return kOfxStatReplyDefault;
   props::set_string(out_args, kOfxPropName, 0, kOfxImageEffectSimpleSourceClipName);
   return kOfxStatOK;
 }

@@ -1,6 +1,7 @@
 #include "params.h"
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "props.h"
@@ -118,6 +119,53 @@ bool define_params(OfxParamSetHandle set) {
   props::set_string(p, kOfxParamPropStringMode, 0, kOfxParamStringIsSingleLine);
   still(p);
 
+  p = define(set, {kOfxParamTypeDouble, kExposure, "Exposure (stops)",
+                   "Brighter or darker than the model's own exposure, in stops, applied before the network so "
+                   "noise and colour are handled at the new level: 0 = the model's choice.",
+                   nullptr});
+  if (p == nullptr) return false;
+  double_range(p, 0.0, -kMaxExposure, kMaxExposure, -kMaxExposure, kMaxExposure, 0.1, 2);
+
+  p = define(set, {kOfxParamTypeGroup, kLookGroup, "Look", "Denoise strength and detail of the enhanced frame.",
+                   nullptr});
+  if (p != nullptr) props::set_int(p, kOfxParamPropGroupOpen, 0, 1);
+
+  p = define(set, {kOfxParamTypeDouble, kLumaDenoise, "Luma denoise",
+                   "How much of the model's brightness-noise removal to keep: 1 = all of it, 0 = the input's grain "
+                   "at the enhanced brightness.",
+                   kLookGroup});
+  if (p == nullptr) return false;
+  double_range(p, 1.0, 0.0, 1.0, 0.0, 1.0, 0.01, 2);
+
+  p = define(set, {kOfxParamTypeDouble, kChromaDenoise, "Chroma denoise",
+                   "How much of the model's colour-noise removal to keep: 1 = all of it, 0 = the input's colour "
+                   "noise.",
+                   kLookGroup});
+  if (p == nullptr) return false;
+  double_range(p, 1.0, 0.0, 1.0, 0.0, 1.0, 0.01, 2);
+
+  p = define(set, {kOfxParamTypeDouble, kDetail, "Detail",
+                   "The input's finest luma detail put back on the enhanced frame: 0 = none (the model's look), "
+                   "1 = all of it (with its noise).",
+                   kLookGroup});
+  if (p == nullptr) return false;
+  double_range(p, 0.0, 0.0, 1.0, 0.0, 1.0, 0.01, 2);
+
+  p = define(set, {kOfxParamTypeChoice, kView, "View",
+                   "Enhanced: the node's result. Original: the input, untouched (a quick before). Split: the "
+                   "original left of Split position, enhanced right of it, to compare on one frame.",
+                   nullptr});
+  if (p == nullptr) return false;
+  props::set_strings(p, kOfxParamPropChoiceOption, {"Enhanced", "Original", "Split"});
+  props::set_int(p, kOfxParamPropDefault, 0, 0);
+  still(p);
+
+  p = define(set, {kOfxParamTypeDouble, kSplit, "Split position",
+                   "Split view: the fraction of the frame's width, from the left, that shows the original.", nullptr});
+  if (p == nullptr) return false;
+  double_range(p, 0.5, 0.0, 1.0, 0.0, 1.0, 0.01, 2);
+  still(p);
+
   p = define(set, {kOfxParamTypeString, kStatus, "Status",
                    "What the daemon last said: connection, model and timing, or the last error.", nullptr});
   if (p == nullptr) return false;
@@ -195,7 +243,8 @@ bool define_params(OfxParamSetHandle set) {
   p = define(set, {kOfxParamTypePage, kMainPage, "NightGrade", "", nullptr});
   if (p != nullptr) {
     props::set_strings(p, kOfxParamPropPageChild,
-                       {kModel, kMix, kTemporal, kRadius, kMaxMotion, kColorspace, kStatus, kReconnect});
+                       {kModel, kMix, kExposure, kLumaDenoise, kChromaDenoise, kDetail, kTemporal, kRadius,
+                        kMaxMotion, kColorspace, kView, kSplit, kStatus, kReconnect});
   }
   p = define(set, {kOfxParamTypePage, kAdvancedPage, "Advanced", "", nullptr});
   if (p != nullptr) props::set_strings(p, kOfxParamPropPageChild,
@@ -228,6 +277,12 @@ ParamHandles fetch_param_handles(OfxImageEffectHandle instance) {
   h.heartbeat = get(param::kHeartbeat);
   h.curve_server_key = get(param::kCurveServerKey);
   h.curve_client_key = get(param::kCurveClientKey);
+  h.exposure = get(param::kExposure);
+  h.luma_denoise = get(param::kLumaDenoise);
+  h.chroma_denoise = get(param::kChromaDenoise);
+  h.detail = get(param::kDetail);
+  h.view = get(param::kView);
+  h.split = get(param::kSplit);
   return h;
 }
 
@@ -246,7 +301,7 @@ int get_int_value(OfxParamHandle handle, OfxTime time, int fallback) {
 static double get_double_value(OfxParamHandle handle, OfxTime time, double fallback) {
   double value = fallback;
   if (handle == nullptr || suites().param->paramGetValueAtTime(handle, time, &value) != kOfxStatOK) return fallback;
-  return value;
+  return std::isfinite(value) ? value : fallback;  // a host's NaN must not reach the daemon or a clamp
 }
 
 void set_string_value(OfxParamHandle handle, const std::string& value) {
@@ -271,6 +326,13 @@ Settings read_settings(const ParamHandles& h, OfxTime time) {
   s.radius = std::clamp(get_int_value(h.radius, time, s.radius), 0, param::kMaxRadius);
   s.max_motion = std::max(1.0, get_double_value(h.max_motion, time, s.max_motion));
   s.colorspace = trimmed(get_string_value(h.colorspace));
+  s.exposure = std::clamp(get_double_value(h.exposure, time, 0.0), -param::kMaxExposure, param::kMaxExposure);
+  s.luma_denoise = std::clamp(get_double_value(h.luma_denoise, time, 1.0), 0.0, 1.0);
+  s.chroma_denoise = std::clamp(get_double_value(h.chroma_denoise, time, 1.0), 0.0, 1.0);
+  s.detail = std::clamp(get_double_value(h.detail, time, 0.0), 0.0, 1.0);
+  const int view = get_int_value(h.view, time, 0);
+  s.view = view == 1 ? param::View::Original : view == 2 ? param::View::Split : param::View::Enhanced;
+  s.split = std::clamp(get_double_value(h.split, time, 0.5), 0.0, 1.0);
   s.tile = std::max(0, get_int_value(h.tile, time, 0));
   s.region = std::max(0, get_int_value(h.region, time, 0));
   const std::string address = trimmed(get_string_value(h.address));

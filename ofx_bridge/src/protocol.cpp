@@ -1,5 +1,6 @@
 #include "protocol.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -129,6 +130,14 @@ static Fields frame_fields(const char* type, const std::string& id, const FrameR
                    {"max_motion", Value::of(r.max_motion)}};
   if (r.tile > 0) params.emplace_back("tile", Value::of(r.tile));
   if (r.region > 0) params.emplace_back("region", Value::of(r.region));
+  // Look controls act after the temporal window (not in the cache key); exposure acts before the
+  // generator (in the key). Defaults are left out, so a daemon without the features sees v1 as before.
+  if (r.luma_denoise != 1.0 || r.chroma_denoise != 1.0 || r.detail != 0.0) {
+    params.emplace_back("luma_denoise", Value::of(r.luma_denoise));
+    params.emplace_back("chroma_denoise", Value::of(r.chroma_denoise));
+    params.emplace_back("detail", Value::of(r.detail));
+  }
+  if (r.exposure != 0.0) params.emplace_back("exposure", Value::of(r.exposure));
   f.emplace_back("params", Value::map(std::move(params)));
   if (r.temporal) {
     std::vector<Value> neighbours;
@@ -327,7 +336,19 @@ Welcome parse_welcome(const Header& h) {
     info.is_default = map_bool(m, "default");
     w.models.push_back(std::move(info));
   }
+  if (h.find("features") != nullptr) w.features = h.strings("features");
   return w;
+}
+
+bool Welcome::has(const std::string& feature) const {
+  return std::find(features.begin(), features.end(), feature) != features.end();
+}
+
+std::vector<std::string> features_needed(const FrameRequest& r) {
+  std::vector<std::string> out;
+  if (r.luma_denoise != 1.0 || r.chroma_denoise != 1.0 || r.detail != 0.0) out.emplace_back("controls");
+  if (r.exposure != 0.0) out.emplace_back("exposure");
+  return out;
 }
 
 Result parse_result(const Header& h) {

@@ -56,6 +56,9 @@ struct FrameRequest {
   int radius = 0;
   double max_motion = 256.0;
   int tile = 0, region = 0;  // 0: the model's own sizes
+  // feature "controls" (sent only when not the defaults, which give the model's own look)
+  double luma_denoise = 1.0, chroma_denoise = 1.0, detail = 0.0;
+  double exposure = 0.0;     // feature "exposure", stops; sent only when not 0
   std::vector<std::pair<int64_t, std::string>> neighbours;  // (frame, digest)
   bool interactive = false;
   int64_t deadline_ms = 0;   // 0: none
@@ -107,7 +110,13 @@ struct Welcome {
   int version = 0;
   std::string server, device, ocio_config;
   std::vector<ModelInfo> models;
+  std::vector<std::string> features;  // optional additions to v1 the daemon implements
+
+  bool has(const std::string& feature) const;
 };
+
+// The features `request` needs that a daemon must list in WELCOME (empty when none).
+std::vector<std::string> features_needed(const FrameRequest& request);
 
 struct Result {
   std::array<int64_t, 4> window{};

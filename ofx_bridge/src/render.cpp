@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "digest.h"
+#include "compare_view.h"
 #include "errors.h"
 #include "ofx/image_effect.h"
 #include "pixels.h"
@@ -232,6 +233,10 @@ protocol::FrameRequest make_request(const Instance& inst, const Settings& settin
   request.max_motion = settings.max_motion;
   request.tile = settings.tile;
   request.region = settings.region;
+  request.exposure = settings.exposure;
+  request.luma_denoise = settings.luma_denoise;
+  request.chroma_denoise = settings.chroma_denoise;
+  request.detail = settings.detail;
   request.interactive = props::get_int(in_args, kOfxImageEffectPropInteractiveRenderStatus, 0, 0) == 1;
   request.deadline_ms = static_cast<int64_t>(settings.timeout_s * 1000.0);
   return request;
@@ -268,6 +273,19 @@ Reply render_request(const Instance& inst, DaemonClient& client, const protocol:
       continue;
     }
     throw daemon_error(error);
+  }
+}
+
+// A daemon that predates a look control would ignore its key and render the default look, so the
+// node would show a picture other than the one asked for: refuse, naming the fix.
+void check_features(const protocol::Welcome& welcome, const protocol::FrameRequest& request, const std::string& address) {
+  for (const std::string& feature : protocol::features_needed(request)) {
+    if (welcome.has(feature)) continue;
+    const std::string what = feature == "exposure" ? "Exposure" : "Luma denoise, Chroma denoise and Detail";
+    const std::string reset = feature == "exposure" ? "set Exposure to 0" : "set Luma/Chroma denoise to 1 and Detail to 0";
+    throw BridgeError(Failure::BadSetting, "NightGrade: the daemon at " + address + " (" + welcome.server +
+                                               ") predates " + what + ": update NightGrade on the daemon's machine "
+                                               "and restart `nightgrade serve`, or " + reset);
   }
 }
 
@@ -316,6 +334,14 @@ void render_frame(Instance& inst, OfxPropertySetHandle in_args) {
   const std::vector<float> centre = to_top_down(src, &digest);
   request.digest = digest.finish();
   source.release();  // the host's copy is no longer needed
+  const int rows = covered.y2 - covered.y1, cols = covered.x2 - covered.x1;
+  if (settings.view == param::View::Original) {  // the "before": no daemon needed
+    const std::vector<float> original = original_window(centre, src.width(), src.channels, window);
+    write_top_down(out, covered.x1, covered.y2 - 1, cols, rows, original.data(), src.channels,
+                   static_cast<size_t>(cols) * src.channels * sizeof(float));
+    report_success(inst, "Frame " + std::to_string(request.frame) + ": View is Original, the input untouched");
+    return;
+  }
 
   Neighbourhood hood;
   if (request.temporal) {
@@ -329,6 +355,7 @@ void render_frame(Instance& inst, OfxPropertySetHandle in_args) {
   options.aborted = [&inst, &s] { return s.effect->abort != nullptr && s.effect->abort(inst.handle) != 0; };
   ClientLease client(inst, settings.address, load_curve_keys(settings.curve_server_key, settings.curve_client_key));
   const protocol::Welcome welcome = ensure_welcome(inst, *client, options);
+  check_features(welcome, request, settings.address);
 
   // Ask which neighbours the daemon lacks, so only those travel.
   std::vector<std::string> need;
@@ -345,9 +372,17 @@ void render_frame(Instance& inst, OfxPropertySetHandle in_args) {
   const Reply reply = render_request(inst, *client, request, window, centre, hood, need, options, src);
   const protocol::Result result = protocol::parse_result(reply.header);
   check_result(result, reply, window, src.channels);
-  write_top_down(out, covered.x1, covered.y2 - 1, covered.x2 - covered.x1, covered.y2 - covered.y1,
-                 reinterpret_cast<const float*>(reply.buffers[0].data()), src.channels,
-                 static_cast<size_t>(result.row_bytes));
+  const float* enhanced = reinterpret_cast<const float*>(reply.buffers[0].data());
+  if (settings.view == param::View::Split) {
+    const int split_col = static_cast<int>(std::lround(settings.split * src.width()));
+    const std::vector<float> both = split_view(centre, src.width(), src.channels, window, enhanced,
+                                               static_cast<size_t>(result.row_bytes), split_col);
+    write_top_down(out, covered.x1, covered.y2 - 1, cols, rows, both.data(), src.channels,
+                   static_cast<size_t>(cols) * src.channels * sizeof(float));
+  } else {
+    write_top_down(out, covered.x1, covered.y2 - 1, cols, rows, enhanced, src.channels,
+                   static_cast<size_t>(result.row_bytes));
+  }
   report_success(inst, describe_success(welcome, settings.address, request.frame, result, hood, request.temporal,
                                         request.colorspace));
 }
