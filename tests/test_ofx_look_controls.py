@@ -69,15 +69,17 @@ def test_original_view_shows_the_input_without_the_daemon(ofx, tmp_path, fake):
     assert "View is Original" in log.values()["status"]
 
 
-def test_split_view_wipes_original_left_and_enhanced_right_at_any_scale(ofx, tmp_path, fake):
-    job = job_for(ofx, tmp_path, fake().address, settings={"view": 2, "splitPosition": 0.25})
+def test_split_view_wipes_original_left_and_enhanced_right_at_any_scale(ofx_asan, tmp_path, fake):
+    job = job_for(ofx_asan, tmp_path, fake().address, settings={"view": 2, "splitPosition": 0.25})
     full, half = frame(6, 24, 40), frame(7, 12, 20)
     job.source(1.0, 1, full)
     job.source(0.5, 1, half)
     out_full, out_half = job.render(1.0, 1, tiles=3), job.render(0.5, 1, tiles=2)
-    log = job.run()
+    log = job.run(timeout=120)
     assert log.render_statuses() == [0] * 5
+    assert "Sanitizer" not in log.stderr and "runtime error" not in log.stderr, log.stderr[-3000:]
     for out, src, col in ((out_full, full, 10), (out_half, half, 5)):  # 0.25 of the width either way
         got = read_output(out, src)
         np.testing.assert_array_equal(got[:, :col], src[:, :col])
-        np.testing.assert_array_equal(got[:, col:], enhance(src, np.float32(1))[:, col:])
+        assert (got[:, col, :3] == 1.0).all() and np.array_equal(got[:, col, 3], enhance(src, np.float32(1))[:, col, 3])
+        np.testing.assert_array_equal(got[:, col + 1:], enhance(src, np.float32(1))[:, col + 1:])

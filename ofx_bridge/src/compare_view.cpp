@@ -25,6 +25,14 @@ std::vector<float> split_view(const std::vector<float>& centre, int width, int c
     std::copy(row + static_cast<size_t>(first) * channels, row + static_cast<size_t>(cols) * channels,
               out.begin() + (static_cast<size_t>(r) * cols + first) * channels);
   }
+  // The wipe line: the seam's first enhanced column in white (1.0 is white in every encoding the
+  // node meets), alpha kept, so the split shows where it is on any picture.
+  if (split_col >= window[0] && split_col < window[2]) {
+    for (int r = 0; r < window[3] - window[1]; ++r) {
+      float* pixel = out.data() + (static_cast<size_t>(r) * cols + (split_col - window[0])) * channels;
+      std::fill(pixel, pixel + 3, 1.0f);
+    }
+  }
   return out;
 }
 

@@ -14,7 +14,7 @@ std::vector<float> original_window(const std::vector<float>& centre, int width, 
                                    const std::array<int, 4>& window);
 
 // Split view: the original left of column `split_col` (buffer coordinates), the enhanced result
-// (rows `enhanced_row_bytes` apart) right of it. Both sides come from the same frame.
+// (rows `enhanced_row_bytes` apart) right of it, and a white one-pixel line on column `split_col`.
 std::vector<float> split_view(const std::vector<float>& centre, int width, int channels, const std::array<int, 4>& window,
                               const float* enhanced, size_t enhanced_row_bytes, int split_col);
 

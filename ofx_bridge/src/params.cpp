@@ -153,7 +153,8 @@ bool define_params(OfxParamSetHandle set) {
 
   p = define(set, {kOfxParamTypeChoice, kView, "View",
                    "Enhanced: the node's result. Original: the input, untouched (a quick before). Split: the "
-                   "original left of Split position, enhanced right of it, to compare on one frame.",
+                   "original left of Split position, enhanced right of it with a white line between, to compare on "
+                   "one frame. Set it back to Enhanced for finals.",
                    nullptr});
   if (p == nullptr) return false;
   props::set_strings(p, kOfxParamPropChoiceOption, {"Enhanced", "Original", "Split"});
