@@ -39,6 +39,7 @@ from nightgrade.colorpipeline.temporal_window import PairFlows, smooth_frame
 from nightgrade.colorpipeline.tiles import TileConfig
 from nightgrade.server import protocol as proto
 from nightgrade.server.daemon_models import LoadedModel, ModelSet
+from nightgrade.server.cache_keys import KeyContext
 from nightgrade.server.frame_cache import FrameCache, content_key
 from nightgrade.server.render import ColourPlan, finish_rgb, tile_geometry, working_rgb
 
@@ -51,11 +52,12 @@ class PictureContext:
     colours: ColourPlan
     tiles: TileConfig
     scale: float
-    key_params: dict
+    keys: KeyContext
+    picture: tuple[int, int, int, str]  # width, height, channels, format of the request's buffers
 
     def key(self, digest: str) -> str:
-        """The cache key of the enhanced frame whose source pixels have ``digest``."""
-        return content_key(digest, self.model.digest, self.key_params)
+        """The cache key of the enhanced frame whose source pixels have ``digest`` (``cache_keys``)."""
+        return self.keys.key(digest, *self.picture)
 
 
 def picture_context(req: proto.Render | proto.Have, models: ModelSet, config: color.ColorConfig) -> PictureContext:
@@ -80,16 +82,9 @@ def picture_context(req: proto.Render | proto.Have, models: ModelSet, config: co
     except UsageError as err:
         raise proto.ProtocolError(proto.BAD_MESSAGE, str(err).replace("--tile", "params.tile"), req.id,
                                   field="params.tile") from None
-    engine = model.engine
-    key_params = {
-        "cached": "generator output for the in-range working image",
-        "picture": [req.width, req.height, req.channels, req.format],
-        "input": source, "working": model.working, "ocio": config.config_path, "scale": req.scale,
-        "tiles": dataclasses.asdict(tiles), "device": engine.device.type, "precision": str(engine.dtype),
-        "channels_last": engine.channels_last, "compile": engine.config.compile,
-        "exposure": req.params.exposure,
-    }
-    return PictureContext(model, ColourPlan(config, source, model.working, output), tiles, req.scale, key_params)
+    keys = KeyContext(model.engine, source, model.working, config.config_path, req.scale, tiles, req.params.exposure)
+    return PictureContext(model, ColourPlan(config, source, model.working, output), tiles, req.scale, keys,
+                          (req.width, req.height, req.channels, req.format))
 
 
 def needed(ctx: PictureContext, digests: tuple[str, ...], cache: FrameCache) -> list[str]:

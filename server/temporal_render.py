@@ -6,13 +6,11 @@ Every output frame ``t`` is rendered in order, in four steps:
    of the sequence) come from a :class:`FrameCache`. A frame missing there is read, converted to
    the working space and sent through the generator (``render.to_working``, ``Engine.enhance``),
    then cached. What is cached is the generator's output for the in-range part, before the
-   highlights are restored. Its key is ``frame_key`` of exactly the pixels the generator saw, the
-   model digest and every other setting that changes the generator's output (tile geometry and
-   the engine's precision, device kind, memory layout and compilation). Keying on the generator's
-   input rather than on the file keeps the key right whatever changed upstream (colourspaces, the
-   contents of an OCIO config, the proxy scale, the reader): same input, same output. With the
-   default cache budget, which holds the whole window, a render in order sends each source frame
-   through the generator once.
+   highlights are restored. Its key (``cache_keys``) is the daemon's: the digest of the source
+   pixels as read (and proxied), with the model, colourspaces, OCIO config, scale, tile geometry,
+   engine settings and exposure, so a daemon sharing the ``cache_dir`` hits frames a CLI or farm
+   render made. With the default cache budget, which holds the whole window, a render in order
+   sends each source frame through the generator once.
 2. **Motion.** Dense flow from ``t`` to each neighbour and back (``motion.estimate_flow``),
    computed on the enhanced frames: they are clean, and the noisy source is not. The two flows
    give the forward-backward occlusion mask (``motion.occlusion_mask``); a pixel lost at one
@@ -63,7 +61,8 @@ from nightgrade.colorpipeline.temporal import TemporalConfig, window_offsets
 from nightgrade.colorpipeline.temporal_window import PairFlows, smooth_frame
 from nightgrade.models.engine import Engine
 from nightgrade.server.flow_store import BoundaryFlows
-from nightgrade.server.frame_cache import FrameCache, frame_key
+from nightgrade.server.cache_keys import KeyContext
+from nightgrade.server.frame_cache import FrameCache
 from nightgrade.server.progress import TileProgress
 from nightgrade.server.render import RenderOptions, RenderSetup, finish_frame, plan_sequence, setup_for, to_working
 
@@ -106,19 +105,11 @@ def window_extent(spec: SequenceSpec, radius: int) -> tuple[int, int]:
     return low, high
 
 
-def enhancement_params(setup: RenderSetup) -> dict[str, Any]:
-    """Everything besides the generator's input and weights that changes its output pixels."""
-    engine = setup.engine
-    return {
-        "cached": "generator output for the in-range working image",
-        "tiles": dataclasses.asdict(setup.tiles),
-        "generator": dataclasses.asdict(engine.generator_config),
-        "device": engine.device.type,
-        "precision": str(engine.dtype),
-        "channels_last": engine.channels_last,
-        "compile": engine.config.compile,
-        "exposure": setup.opts.exposure,
-    }
+def key_context(setup: RenderSetup) -> KeyContext:
+    """The cache-key settings of this render: the same as the daemon's for the same frame."""
+    colours = setup.colours
+    return KeyContext(setup.engine, colours.input, colours.working, colours.config.config_path, setup.opts.scale,
+                      setup.tiles, setup.opts.exposure)
 
 
 class EnhancedFrames:
@@ -127,7 +118,7 @@ class EnhancedFrames:
 
     def __init__(self, setup: RenderSetup, cache: FrameCache, progress: TileProgress | None = None) -> None:
         self._setup, self._cache, self._progress = setup, cache, progress
-        self._params = enhancement_params(setup)
+        self._keying = key_context(setup)
         self._keys: dict[int, str] = {}
         self.passes = 0
         self.seconds = {"read": 0.0, "key": 0.0, "generator": 0.0}
@@ -144,16 +135,19 @@ class EnhancedFrames:
             if found is not None:
                 return found
         started = time.perf_counter()
-        _, in_range, _ = to_working(self._setup.read(frame_number), self._setup.colours)
+        source = self._setup.read(frame_number)
         self.seconds["read"] += time.perf_counter() - started
         if key is None:
             started = time.perf_counter()
-            key = frame_key(in_range, self._setup.engine.meta.digest, self._params)
+            key = self._keying.key_for(source.pixels)
             self._keys[frame_number] = key
             self.seconds["key"] += time.perf_counter() - started
             found = self._cache.get(key)
             if found is not None:
                 return found
+        started = time.perf_counter()
+        _, in_range, _ = to_working(source, self._setup.colours)
+        self.seconds["read"] += time.perf_counter() - started
         return self._enhance(frame_number, key, in_range)
 
     def _enhance(self, frame_number: int, key: str, in_range: np.ndarray) -> np.ndarray:
