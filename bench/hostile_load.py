@@ -25,7 +25,8 @@ import zmq
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import load_average, markdown_table, run_lines, write_section  # noqa: E402
-from nightgrade.models.checkpoint import CheckpointMeta, TileSpec, save_checkpoint  # noqa: E402
+from nightgrade.colorpipeline.tiles import TileConfig
+from nightgrade.models.checkpoint import CheckpointMeta, save_checkpoint  # noqa: E402
 from nightgrade.models.networks import GeneratorConfig, build_generator  # noqa: E402
 from nightgrade.server import protocol as P  # noqa: E402
 from nightgrade.server.client import Client  # noqa: E402
@@ -103,7 +104,7 @@ def main() -> int:
     folder = tempfile.mkdtemp(prefix="nightgrade-hostile-")
     weights = f"{folder}/tiny.safetensors"
     tiny = GeneratorConfig(ngf=8, n_blocks=2)
-    save_checkpoint(weights, build_generator(tiny), CheckpointMeta(generator=tiny, tiles=TileSpec(64, 160, 32),
+    save_checkpoint(weights, build_generator(tiny), CheckpointMeta(generator=tiny, tiles=TileConfig(64, 160, 32),
                                                                    model_name="tiny", model_version="0"))
     rows = []
     for label, limits in (("default limits (HAVE <= 256 digests)", P.Limits()),

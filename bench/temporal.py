@@ -37,7 +37,7 @@ from nightgrade.colorpipeline.imageio import read_frame, write_frame
 from nightgrade.colorpipeline.motion import FlowConfig, estimate_flow, occlusion_mask
 from nightgrade.colorpipeline.temporal import TemporalConfig, temporal_average
 from nightgrade.colorpipeline.tiles import TileConfig, plan_tiles
-from nightgrade.models.checkpoint import CheckpointMeta, TileSpec, save_checkpoint
+from nightgrade.models.checkpoint import CheckpointMeta, save_checkpoint
 from nightgrade.models.engine import Engine, EngineConfig
 from nightgrade.models.networks import GeneratorConfig, build_generator
 from nightgrade.server.render import RenderOptions
@@ -97,7 +97,7 @@ def passes_run(folder: Path, frames: int, chunk: int) -> list[PassRow]:
     torch.manual_seed(0)
     weights = folder / "tiny.safetensors"
     save_checkpoint(weights, build_generator(TINY),
-                    CheckpointMeta(generator=TINY, tiles=TileSpec(64, 160, 32), model_name="tiny", model_version="0"))
+                    CheckpointMeta(generator=TINY, tiles=TileConfig(64, 160, 32), model_name="tiny", model_version="0"))
     src = folder / "in"
     src.mkdir()
     for i, pixels in enumerate(clip(frames, 144, 256), start=1):
@@ -176,7 +176,7 @@ def stage_time(height: int, width: int) -> tuple[Timing, Timing]:
 
 def generator_time(height: int, width: int, generator: GeneratorConfig, tiles: TileConfig) -> Timing:
     torch.manual_seed(0)
-    engine = Engine(build_generator(generator), TileSpec(tiles.local, tiles.region, tiles.step),
+    engine = Engine(build_generator(generator), TileConfig(tiles.local, tiles.region, tiles.step),
                     EngineConfig(device="cpu"))
     frame = clip(1, height, width, seed=2)[0]
     engine.enhance(clip(1, tiles.local, tiles.local, seed=3)[0], tiles)  # warm-up: first-call allocations

@@ -23,7 +23,6 @@ import os
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 
@@ -34,7 +33,7 @@ from _common import (Timing, cpu_ratio, load_average, markdown_table, max_spread
                      text_table, time_interleaved, time_once, verdict, wall_ratio, write_section)
 from nightgrade.colorpipeline.tile_merge import run_tiled
 from nightgrade.colorpipeline.tiles import TileConfig, iter_tile_batches, plan_tiles
-from nightgrade.models.checkpoint import TileSpec, load_checkpoint
+from nightgrade.models.checkpoint import load_checkpoint
 from nightgrade.models.engine import Engine, EngineConfig, activation_bytes_per_tile
 from nightgrade.models.networks import Generator, GeneratorConfig, build_generator
 from nightgrade.server.defaults import shipped_weights_path
@@ -111,8 +110,8 @@ class RssResult:
         return self.peak_rss - self.base_rss
 
 
-def spec_of(tiles: TileConfig) -> TileSpec:
-    return TileSpec(local=tiles.local, region=tiles.region, stride=tiles.step)
+def spec_of(tiles: TileConfig) -> TileConfig:
+    return TileConfig(local=tiles.local, region=tiles.region, stride=tiles.step)
 
 
 def new_generator(cfg: GeneratorConfig) -> Generator:

@@ -19,7 +19,6 @@ import torch
 from _common import Timing, cpu_ratio, time_interleaved, time_once, verdict, wall_ratio
 from nightgrade.colorpipeline.tiles import TileConfig, plan_tiles
 from nightgrade.models.backends import backend_available, resolve_backend
-from nightgrade.models.checkpoint import TileSpec
 from nightgrade.models.engine import Engine, EngineConfig
 from nightgrade.models.networks import Generator
 
@@ -48,7 +47,7 @@ def bench_monai(generator: Generator, tiles: TileConfig, frame: np.ndarray, batc
     from monai.data.utils import dense_patch_slices
     from monai.inferers import sliding_window_inference
 
-    spec = TileSpec(local=tiles.local, region=tiles.region, stride=tiles.step)
+    spec = TileConfig(local=tiles.local, region=tiles.region, stride=tiles.step)
     engines = {"torch": Engine(generator, spec, EngineConfig(device="cpu", batch_size=batch))}
     batch = engines["torch"].batch_size_for(tiles.local)
     plan = plan_tiles(*frame.shape[:2], tiles)

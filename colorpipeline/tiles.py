@@ -29,7 +29,9 @@ _GATHER_BYTES = 16 * 1024 * 1024
 
 @dataclass(frozen=True)
 class TileConfig:
-    """Tile geometry in pixels of the frame being processed (Sec. 3.1, 3.3).
+    """Tile geometry in pixels (Sec. 3.1, 3.3): the one owner of it. A checkpoint stores the
+    geometry its model was trained for as a TileConfig (``models/checkpoint.py``); a render scales
+    it for proxies with :meth:`scaled` (``server/render.tile_geometry`` adds the user's sizes).
 
     ``local`` is Nl, ``region`` is Nr (paper: 360 and 1000), ``stride`` the step between tile
     origins; ``None`` means Nl/2 as in the paper.
@@ -40,6 +42,10 @@ class TileConfig:
     stride: int | None = None
 
     def __post_init__(self) -> None:
+        for name in ("local", "region", "stride"):
+            value = getattr(self, name)
+            if (value is not None or name != "stride") and (isinstance(value, bool) or not isinstance(value, int)):
+                raise UsageError(f"tile {name} {value!r} is not a whole number of pixels")
         if self.local < 1:
             raise UsageError(f"tile size {self.local} is too small: use a local tile of at least 1 pixel")
         if self.region < self.local:
@@ -70,6 +76,12 @@ class TileConfig:
         region = max(local, math.floor(self.region * scale + 0.5))
         stride = None if self.stride is None else min(local, max(1, math.floor(self.stride * scale + 0.5)))
         return TileConfig(local=local, region=region, stride=stride)
+
+
+def proxy_size(width: int, height: int, scale: float) -> tuple[int, int]:
+    """(width, height) of a frame rendered at ``scale``: the one rounding every render path, the
+    daemon's clients and farm resume use, so a proxy has the same size wherever it was made."""
+    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 @dataclass(frozen=True, eq=False)

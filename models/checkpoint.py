@@ -33,39 +33,14 @@ from safetensors.torch import save as safetensors_bytes
 
 from nightgrade.colorpipeline.atomic import write_bytes
 from nightgrade.colorpipeline.errors import ModelError, OutputError
-from nightgrade.models.networks import Generator, GeneratorConfig, config_from_dict, config_to_dict
+from nightgrade.colorpipeline.tiles import TileConfig
+from nightgrade.models.networks import Generator, GeneratorConfig, config_from_dict
 
 FORMAT_VERSION = 1
 METADATA_KEY = "nightgrade"
 DEFAULT_COLORSPACE = "sRGB Encoded Rec.709 (sRGB)"
 _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 _FLOAT_DTYPES = {"F16", "BF16", "F32", "F64"}
-
-
-@dataclass(frozen=True)
-class TileSpec:
-    """Tile geometry the model was trained for: local side Nl, region side Nr, merge stride (px)."""
-
-    local: int
-    region: int
-    stride: int
-
-    def __post_init__(self) -> None:
-        for name in ("local", "region", "stride"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"tiles.{name} must be a positive integer, got {value!r}")
-        if self.region < self.local:
-            raise ValueError(f"tiles.region ({self.region}) must be >= tiles.local ({self.local}) (Sec. 3.1: Nl < Nr)")
-        if self.stride > self.local:
-            raise ValueError(f"tiles.stride ({self.stride}) must be in [1, local={self.local}] or tiles leave gaps")
-
-    def to_dict(self) -> dict[str, Any]:
-        return config_to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: Any) -> TileSpec:
-        return config_from_dict(cls, data)
 
 
 def _check_created(value: str) -> None:
@@ -84,7 +59,7 @@ class CheckpointMeta:
     """What a checkpoint says about itself. ``created``/``digest`` are filled by save_checkpoint."""
 
     generator: GeneratorConfig
-    tiles: TileSpec
+    tiles: TileConfig
     model_name: str
     model_version: str
     colorspace: str = DEFAULT_COLORSPACE
@@ -94,8 +69,8 @@ class CheckpointMeta:
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
-        if not isinstance(self.generator, GeneratorConfig) or not isinstance(self.tiles, TileSpec):
-            raise ValueError("generator must be a GeneratorConfig and tiles a TileSpec")
+        if not isinstance(self.generator, GeneratorConfig) or not isinstance(self.tiles, TileConfig):
+            raise ValueError("generator must be a GeneratorConfig and tiles a TileConfig")
         for name in ("model_name", "model_version", "colorspace"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value.strip():
@@ -121,7 +96,7 @@ class CheckpointMeta:
             "model_version": self.model_version,
             "colorspace": self.colorspace,
             "generator": self.generator.to_dict(),
-            "tiles": self.tiles.to_dict(),
+            "tiles": dataclasses.asdict(self.tiles),
             "training": self.training,
             "created": self.created,
             "digest": self.digest,
@@ -144,7 +119,7 @@ class CheckpointMeta:
         if missing:
             raise ModelError(f"metadata is missing key {missing[0]!r}")
         fields = dict(data, generator=GeneratorConfig.from_dict(data["generator"]),
-                      tiles=TileSpec.from_dict(data["tiles"]))
+                      tiles=config_from_dict(TileConfig, data["tiles"]))
         try:
             return cls(**fields)
         except ValueError as err:

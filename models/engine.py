@@ -20,7 +20,7 @@ import torch
 
 from nightgrade.colorpipeline.errors import UsageError
 from nightgrade.models.backends import BACKENDS, tile_forward
-from nightgrade.models.checkpoint import CheckpointMeta, TileSpec, load_checkpoint
+from nightgrade.models.checkpoint import CheckpointMeta, load_checkpoint
 from nightgrade.models.exposure import apply_gains, normalise_exposure
 from nightgrade.models.networks import Generator, GeneratorConfig
 
@@ -181,7 +181,7 @@ def memory_budget_bytes(device: torch.device, budget_mb: int | None) -> int:
 class Engine:
     """A generator placed on a device, ready to enhance tile batches and whole frames."""
 
-    def __init__(self, generator: Generator, tiles: TileSpec, config: EngineConfig = EngineConfig(),
+    def __init__(self, generator: Generator, tiles: TileConfig, config: EngineConfig = EngineConfig(),
                  meta: CheckpointMeta | None = None) -> None:
         self.config = config
         self.tiles = tiles

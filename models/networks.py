@@ -54,7 +54,7 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
-from nightgrade.colorpipeline.errors import ModelError
+from nightgrade.colorpipeline.errors import ModelError, NightGradeError
 
 _C = TypeVar("_C")
 
@@ -87,7 +87,7 @@ def config_from_dict(cls: type[_C], data: Any) -> _C:
         raise ModelError(f"{what} is missing key {missing[0]!r}")
     try:
         return cls(**data)
-    except ValueError as err:
+    except (ValueError, NightGradeError) as err:  # NightGradeError: colorpipeline configs (TileConfig)
         raise ModelError(f"{what}: {err}") from err
 
 

@@ -26,9 +26,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from nightgrade.colorpipeline.tiles import TileConfig
 from nightgrade.colorpipeline.errors import UsageError
 from nightgrade.models import losses
-from nightgrade.models.checkpoint import CheckpointMeta, TileSpec, save_checkpoint
+from nightgrade.models.checkpoint import CheckpointMeta, save_checkpoint
 from nightgrade.models.networks import (DiscriminatorConfig, GeneratorConfig, build_discriminator,
                                         build_generator)
 from nightgrade.models.patches import load_domain, sample_patches
@@ -231,7 +232,7 @@ class Trainer:
         training = {"mode": "paper", "steps": self.step_index, "config": config, "data": data,
                     "perceptual": self.features.describe() if self.features is not None else None}
         meta = CheckpointMeta(generator=cfg.generator_config(),
-                              tiles=TileSpec(cfg.infer_local, region, cfg.infer_local // 2),
+                              tiles=TileConfig(cfg.infer_local, region, cfg.infer_local // 2),
                               model_name=cfg.model_name, model_version=cfg.model_version, training=training)
         return save_checkpoint(path, self.nets["G_A"], meta)
 

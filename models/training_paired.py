@@ -28,9 +28,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nightgrade.colorpipeline.tiles import TileConfig
 from nightgrade.colorpipeline.errors import UsageError
 from nightgrade.colorpipeline.lowlight import CameraRanges
-from nightgrade.models.checkpoint import CheckpointMeta, TileSpec, load_checkpoint, save_checkpoint
+from nightgrade.models.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 from nightgrade.models.losses import ssim_loss
 from nightgrade.models.networks import GeneratorConfig, build_generator
 from nightgrade.models.paired_data import find_clean_frames, frame_height, load_clean, make_frames, source_weights
@@ -178,7 +179,7 @@ class PairedTrainer:
                     "camera_ranges": dataclasses.asdict(self.ranges),
                     "initialised_from": Path(cfg.init).name if cfg.init else None}
         meta = CheckpointMeta(generator=cfg.generator_config(),
-                              tiles=TileSpec(cfg.infer_local, region, cfg.infer_local // 2),
+                              tiles=TileConfig(cfg.infer_local, region, cfg.infer_local // 2),
                               model_name=cfg.model_name, model_version=cfg.model_version, training=training)
         return save_checkpoint(path, self.generator, meta)
 

@@ -28,6 +28,7 @@ import OpenImageIO as oiio
 from nightgrade.colorpipeline.frame import resolve_channels
 from nightgrade.colorpipeline.imageio import FORMATS, format_rules
 from nightgrade.colorpipeline.native_stderr import quiet_decoder
+from nightgrade.colorpipeline.tiles import proxy_size
 
 _EXR_RULES = FORMATS[".exr"]
 _MAX_READERS = 8  # outputs are decoded in parallel: on shared storage the wait is I/O, not CPU
@@ -48,7 +49,7 @@ def expected_output(path: str, source: oiio.ImageSpec, scale: float = 1.0) -> Ex
     """The output the writer makes at ``path`` (its extension decides the format) from a source
     frame with header ``source``, resized by ``scale`` for proxies (``render.SequencePlan``)."""
     rules = format_rules(path)
-    width, height = max(1, round(source.width * scale)), max(1, round(source.height * scale))
+    width, height = proxy_size(source.width, source.height, scale)
     scale_x, scale_y = width / source.width, height / source.height
     x, y = round(source.x * scale_x), round(source.y * scale_y)
     full_width, full_height = max(1, round(source.full_width * scale_x)), max(1, round(source.full_height * scale_y))

@@ -19,6 +19,7 @@ import numpy as np
 from nightgrade.colorpipeline import metrics
 from nightgrade.colorpipeline.colour_accuracy import score_method
 from nightgrade.colorpipeline.lowlight import CameraModel, simulate_low_light
+from nightgrade.colorpipeline.tiles import proxy_size
 from nightgrade.models.engine import Engine
 from nightgrade.server.render import tile_geometry
 
@@ -66,7 +67,7 @@ def proxy_psnrs(engine: Engine, frame: np.ndarray, scales: tuple[float, ...]) ->
     full = engine.enhance(frame, tile_geometry(engine, 1.0))
     scores = []
     for scale in scales:
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        size = proxy_size(w, h, scale)
         proxy = engine.enhance(cv2.resize(frame, size, interpolation=cv2.INTER_AREA), tile_geometry(engine, scale))
         scores.append(float(metrics.psnr(proxy, cv2.resize(full, size, interpolation=cv2.INTER_AREA))))
     return scores

@@ -27,6 +27,7 @@ from nightgrade.colorpipeline.imageio import (WriteOptions, check_output, output
 from nightgrade.colorpipeline.movie import TAGGED, MovieWriter, is_movie, probe_movie, read_movie, tagged_colorspace
 from nightgrade.colorpipeline.sequence import (SequenceSpec, has_frame_token, output_path_for, parse_frames,
                                                resolve_input)
+from nightgrade.colorpipeline.tiles import proxy_size
 from nightgrade.server.progress import TileProgress
 from nightgrade.server.render import (ColourPlan, RenderOptions, enhance_frame, input_colorspace, load_engine,
                                       tile_config_for)
@@ -53,7 +54,7 @@ def render_movie(opts: RenderOptions, show_progress: bool = True) -> dict[str, A
         source = input_colorspace(opts, spec.path_for(numbers[0]), config)
         frames = ((n, read_frame(spec.path_for(n), frame=n, expect=seq)) for n in numbers)
         width, height, rate = seq.width, seq.height, _DAILY_RATE
-    width, height = max(1, round(width * opts.scale)), max(1, round(height * opts.scale))
+    width, height = proxy_size(width, height, opts.scale)
     output, rule = _output_colorspace(opts, config, source)
     engine = load_engine(opts)
     working = color.canonical_name(config, engine.meta.colorspace, origin="the checkpoint's working space")

@@ -37,7 +37,7 @@ from nightgrade.colorpipeline.frame import Frame, depth_of
 from nightgrade.colorpipeline.imageio import (SequenceInfo, WriteOptions, check_output, output_depth,
                                               probe_sequence, read_frame, read_header, write_frame)
 from nightgrade.colorpipeline.sequence import SequenceSpec, output_path_for, resolve_input
-from nightgrade.colorpipeline.tiles import TileConfig, plan_tiles
+from nightgrade.colorpipeline.tiles import TileConfig, plan_tiles, proxy_size
 from nightgrade.models.checkpoint import read_meta
 from nightgrade.models.engine import Engine, EngineConfig
 from nightgrade.server.defaults import resolve_weights
@@ -227,7 +227,7 @@ def _proxy(frame: Frame, scale: float, config: color.ColorConfig, input_space: s
     next to dark, about 1% of the light at 0.5 and 2% at 0.25 on the sample clip."""
     if scale == 1.0:
         return frame
-    width, height = max(1, round(frame.width * scale)), max(1, round(frame.height * scale))
+    width, height = proxy_size(frame.width, frame.height, scale)
     small = frame.resized(width, height)  # alpha and other channels: plain area average
     linear = color.unlabelled_float_default(config)
     if input_space == linear:
@@ -336,7 +336,7 @@ def plan_sequence(opts: RenderOptions, frames: str | None = None,
     outputs = tuple(output_path_for(opts.output, requested, f) for f in requested.frames)
     _make_output_folder(outputs[0])
     check_output(outputs[0], write_options, info)
-    height, width = max(1, round(info.height * opts.scale)), max(1, round(info.width * opts.scale))
+    width, height = proxy_size(info.width, info.height, opts.scale)
     settings = _settings(opts, spec.path_for(spec.frames[0]), made_by or {}, outputs[0], write_options)
     complete = frozenset() if opts.overwrite else completed_frames(
         requested.frames, outputs, expected_output(outputs[0], read_header(info.reference), opts.scale))

@@ -9,7 +9,8 @@ import OpenImageIO as oiio
 import pytest
 import torch
 
-from nightgrade.models.checkpoint import CheckpointMeta, TileSpec, save_checkpoint
+from nightgrade.colorpipeline.tiles import TileConfig
+from nightgrade.models.checkpoint import CheckpointMeta, save_checkpoint
 from nightgrade.models.networks import GeneratorConfig, build_generator
 
 # the shipped design (tile-consistent, with the frame exposure branch), so every path exercises it
@@ -30,7 +31,7 @@ def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A random-init generator small enough for fast CLI tests (Nl=64, Nr=160, stride 32)."""
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
-    meta = CheckpointMeta(generator=TINY, tiles=TileSpec(64, 160, 32), model_name="tiny", model_version="0.0.1")
+    meta = CheckpointMeta(generator=TINY, tiles=TileConfig(64, 160, 32), model_name="tiny", model_version="0.0.1")
     save_checkpoint(path, build_generator(TINY), meta)
     return str(path)
 

@@ -17,7 +17,6 @@ from nightgrade.colorpipeline.errors import UsageError
 from nightgrade.colorpipeline.tiles import TileConfig
 from nightgrade.models import backends, onnx_export
 from nightgrade.models.backends import tile_forward
-from nightgrade.models.checkpoint import TileSpec
 from nightgrade.models.engine import Engine, EngineConfig
 from nightgrade.models.networks import build_generator
 from nightgrade.models.onnx_export import BackendUnavailableError
@@ -51,7 +50,7 @@ def _tiles(count: int, side: int, seed: int = 0) -> np.ndarray:
 
 def _tiny_engine(config: EngineConfig, seed: int = 0) -> Engine:
     torch.manual_seed(seed)
-    return Engine(build_generator(TINY), TileSpec(64, 160, 32), config)
+    return Engine(build_generator(TINY), TileConfig(64, 160, 32), config)
 
 
 @pytest.mark.parametrize("backend", ONNX_BACKENDS)

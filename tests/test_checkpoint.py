@@ -12,11 +12,11 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from nightgrade.colorpipeline.tiles import TileConfig
 from nightgrade.colorpipeline.errors import ModelError
 from nightgrade.models.checkpoint import (
     METADATA_KEY,
     CheckpointMeta,
-    TileSpec,
     load_checkpoint,
     read_meta,
     save_checkpoint,
@@ -28,7 +28,7 @@ CFG = GeneratorConfig(ngf=8, n_blocks=2)
 
 
 def _meta(**kw: Any) -> CheckpointMeta:
-    base = dict(generator=CFG, tiles=TileSpec(local=32, region=96, stride=16), model_name="tiny",
+    base = dict(generator=CFG, tiles=TileConfig(local=32, region=96, stride=16), model_name="tiny",
                 model_version="0.0.1", training={"clips": ["a", "b"], "epochs": 3})
     return CheckpointMeta(**{**base, **kw})
 
@@ -139,9 +139,10 @@ def test_unknown_and_missing_keys(saved: tuple) -> None:
 
 
 @pytest.mark.parametrize("tiles, expect", [
-    ({"local": 32, "region": 16, "stride": 16}, "must be >= tiles.local"),
-    ({"local": 32, "region": 96, "stride": 0}, "tiles.stride must be a positive integer"),
-    ({"local": 32, "region": 96, "stride": 40}, "tiles.stride (40) must be in [1, local=32]"),
+    ({"local": 32, "region": 16, "stride": 16}, "region size 16 is smaller than the local tile 32"),
+    ({"local": 32, "region": 96, "stride": 0}, "tile stride 0 is outside 1..32"),
+    ({"local": 32, "region": 96, "stride": 40}, "tile stride 40 is outside 1..32"),
+    ({"local": 32.0, "region": 96, "stride": 16}, "tile local 32.0 is not a whole number"),
     ({"local": 36, "region": 96, "stride": 18}, "multiple of the generator's size multiple (8)"),
     ({"local": 8, "region": 96, "stride": 4}, "at least 16"),
 ])

@@ -9,7 +9,7 @@ import torch
 
 from nightgrade.colorpipeline.errors import UsageError
 from nightgrade.colorpipeline.tiles import TileConfig
-from nightgrade.models.checkpoint import CheckpointMeta, TileSpec, save_checkpoint
+from nightgrade.models.checkpoint import CheckpointMeta, save_checkpoint
 from nightgrade.models.engine import (
     Engine,
     EngineConfig,
@@ -22,7 +22,7 @@ from nightgrade.models.engine import (
 from nightgrade.models.networks import Generator, GeneratorConfig, build_generator
 
 CFG = GeneratorConfig(ngf=8, n_blocks=2)
-TILES = TileSpec(local=32, region=64, stride=16)
+TILES = TileConfig(local=32, region=64, stride=16)
 
 
 class PassThrough(Generator):

@@ -12,7 +12,6 @@ from nightgrade.colorpipeline.errors import InputError, ModelError, UsageError
 from nightgrade.colorpipeline.tile_batches import BatchInfo, run_tiled_many
 from nightgrade.colorpipeline.tile_merge import run_tiled
 from nightgrade.colorpipeline.tiles import TileConfig, plan_tiles
-from nightgrade.models.checkpoint import TileSpec
 from nightgrade.models.engine import Engine, EngineConfig
 from nightgrade.models.networks import GeneratorConfig, build_generator
 
@@ -207,7 +206,7 @@ def one_torch_thread():
 def test_torch_generator_through_engine_matches_enhance(one_torch_thread: None) -> None:
     torch.manual_seed(0)
     gen_cfg = GeneratorConfig(ngf=8, n_blocks=2)
-    engine = Engine(build_generator(gen_cfg), TileSpec(CFG.local, CFG.region, CFG.step),
+    engine = Engine(build_generator(gen_cfg), TileConfig(CFG.local, CFG.region, CFG.step),
                     EngineConfig(device="cpu", batch_size=6))
     frames = _frames([(40, 56), (30, 30), (50, 20)])
     infos: list[BatchInfo] = []

@@ -7,7 +7,7 @@ import torch
 
 from nightgrade.colorpipeline.lowlight import linear_to_srgb, srgb_to_linear
 from nightgrade.colorpipeline.tiles import TileConfig
-from nightgrade.models.checkpoint import CheckpointMeta, TileSpec, load_checkpoint, save_checkpoint
+from nightgrade.models.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 from nightgrade.models.engine import Engine, EngineConfig
 from nightgrade.models.exposure import THUMB, FrameExposure, apply_gains, frame_gains
 from nightgrade.models.networks import Generator, GeneratorConfig, build_generator
@@ -55,14 +55,14 @@ def test_skip_variant_keeps_shapes(n_downsample: int) -> None:
 
 def test_output_does_not_depend_on_the_tile_grid(tmp_path) -> None:
     torch.manual_seed(1)
-    engine = Engine(build_generator(CONSISTENT), TileSpec(64, 192, 32), EngineConfig(device="cpu"))
+    engine = Engine(build_generator(CONSISTENT), TileConfig(64, 192, 32), EngineConfig(device="cpu"))
     frame = _frame()
     a = engine.enhance(frame, TileConfig(local=64, region=192))
     b = engine.enhance(frame, TileConfig(local=96, region=288))
     assert float(np.mean(np.abs(a - b))) <= 0.005
     # the paper's per-tile InstanceNorm is what this variant removes: it fails the same check
     torch.manual_seed(1)
-    paper = Engine(build_generator(GeneratorConfig(ngf=4, n_blocks=1)), TileSpec(64, 192, 32), EngineConfig(device="cpu"))
+    paper = Engine(build_generator(GeneratorConfig(ngf=4, n_blocks=1)), TileConfig(64, 192, 32), EngineConfig(device="cpu"))
     c, d = paper.enhance(frame, TileConfig(local=64, region=192)), paper.enhance(frame, TileConfig(local=96, region=288))
     assert float(np.mean(np.abs(c - d))) > float(np.mean(np.abs(a - b)))
 
@@ -95,7 +95,7 @@ def test_proxy_frame_gets_the_same_exposure() -> None:
 def test_engine_applies_the_frame_exposure_once_before_tiling(tmp_path) -> None:
     torch.manual_seed(3)
     net = build_generator(CONSISTENT)
-    meta = CheckpointMeta(generator=CONSISTENT, tiles=TileSpec(64, 192, 32), model_name="t", model_version="1")
+    meta = CheckpointMeta(generator=CONSISTENT, tiles=TileConfig(64, 192, 32), model_name="t", model_version="1")
     path = tmp_path / "m.safetensors"
     save_checkpoint(path, net, meta)
     loaded = load_checkpoint(path)

@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from nightgrade.colorpipeline.tiles import TileConfig
 from nightgrade.colorpipeline import atomic, imageio
 from nightgrade.colorpipeline.errors import OutputError
 from nightgrade.colorpipeline.frame import Frame
-from nightgrade.models.checkpoint import CheckpointMeta, TileSpec, save_checkpoint
+from nightgrade.models.checkpoint import CheckpointMeta, save_checkpoint
 from nightgrade.models.networks import build_generator
 from nightgrade.server.frame_cache import FrameCache
 from tests.conftest import TINY, write_image
@@ -77,7 +78,7 @@ def test_write_bytes_on_a_full_disk_keeps_the_old_file(tmp_path: Path, full_disk
 def test_checkpoint_on_a_full_disk_is_one_output_error(tmp_path: Path, full_disk: str) -> None:
     target = tmp_path / "model.safetensors"
     target.write_bytes(b"previous checkpoint")
-    meta = CheckpointMeta(generator=TINY, tiles=TileSpec(64, 160, 32), model_name="tiny", model_version="0.0.1")
+    meta = CheckpointMeta(generator=TINY, tiles=TileConfig(64, 160, 32), model_name="tiny", model_version="0.0.1")
     with pytest.raises(OutputError, match="cannot write checkpoint .*No space left on device"):
         save_checkpoint(target, build_generator(TINY), meta)
     assert target.read_bytes() == b"previous checkpoint"

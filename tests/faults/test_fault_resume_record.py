@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from nightgrade.models.checkpoint import CheckpointMeta, TileSpec, save_checkpoint
+from nightgrade.colorpipeline.tiles import TileConfig
+from nightgrade.models.checkpoint import CheckpointMeta, save_checkpoint
 from nightgrade.models.networks import build_generator
 from nightgrade.server.cli import main
 from tests.conftest import TINY, read_image, write_image
@@ -55,7 +56,7 @@ def test_other_settings_are_rendered_again_and_said(tmp_path: Path, tiny_weights
 def test_other_weights_are_rendered_again(tmp_path: Path, tiny_weights: str, capsys) -> None:
     torch.manual_seed(1)
     other = tmp_path / "other.safetensors"
-    save_checkpoint(other, build_generator(TINY), CheckpointMeta(generator=TINY, tiles=TileSpec(64, 160, 32),
+    save_checkpoint(other, build_generator(TINY), CheckpointMeta(generator=TINY, tiles=TileConfig(64, 160, 32),
                                                                    model_name="tiny", model_version="0.0.2"))
     src, out = _inputs(tmp_path / "in"), str(tmp_path / "out" / "o.####.exr")
     _enhance(capsys, src, out, "--weights", tiny_weights)
