@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from nightgrade.colorpipeline.errors import UsageError
+from nightgrade.models.activation_memory import peak_live_elements
 from nightgrade.models.backends import BACKENDS, tile_forward
 from nightgrade.models.checkpoint import CheckpointMeta, load_checkpoint
 from nightgrade.models.exposure import apply_gains, normalise_exposure
@@ -32,10 +33,10 @@ DEFAULT_CPU_BUDGET_MB = 2048
 MAX_BATCH = 64
 # CUDA: leave room for the caching allocator, cuDNN workspaces and other processes.
 _CUDA_FREE_FRACTION = 0.8
-# Measured on CPU (RSS growth per extra tile; ngf 16-64, tiles 192-360): 2.7-3.05x the simulated
-# live-tensor peak, from oneDNN's reordered copies of conv inputs/outputs and allocator slack;
-# rounded up for a margin.
-_BACKEND_OVERHEAD = 3.5
+# Measured on CPU (peak RSS growth per extra tile, batch 1 vs 5, tile 256, torch 2.13, 2026-12-04):
+# 5.9x the live-tensor peak of models/activation_memory.py for the paper's generator and 5.8x for the
+# shipped one, from oneDNN's reordered copies of conv inputs/outputs and allocator slack.
+_BACKEND_OVERHEAD = 6.0
 
 
 @dataclass(frozen=True)
@@ -112,53 +113,12 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
-def _peak_live_elements(cfg: GeneratorConfig, side: int) -> int:
-    """Largest number of tensor elements alive at once in one forward pass on a side x side tile.
-
-    Walks the generator's ops (models/networks.py) as inference runs them: each op holds its input
-    and output while it runs, and earlier tensors are freed.
-    """
-    peak = 0
-
-    def op(a: int, b: int, held: int = 0) -> None:
-        nonlocal peak
-        peak = max(peak, a + b + held)
-
-    c, s = cfg.in_channels, side
-    first_strided = 3 - cfg.n_downsample
-    for i, width in enumerate((cfg.ngf, 2 * cfg.ngf, 4 * cfg.ngf)):
-        padded = c * (s + 2) ** 2
-        op(c * s * s, padded)
-        s = s // 2 if i >= first_strided else s
-        y = width * s * s
-        op(padded, y)
-        op(y, 2 * y)  # norm output, then shrinkage's clamp temporary and result
-        c = width
-    x, padded = c * s * s, c * (s + 2) ** 2
-    if cfg.n_blocks:
-        op(x, padded, x)  # each ResNet block holds its skip input while its body runs
-        op(padded, x, x)
-        op(x, x, x)
-    for i, width in enumerate((2 * cfg.ngf, cfg.ngf, cfg.ngf)):
-        if i < cfg.n_downsample:
-            op(c * s * s, 4 * c * s * s)
-            s *= 2
-        padded, y = c * (s + 2) ** 2, width * s * s
-        op(c * s * s, padded)
-        op(padded, y)
-        op(y, y)
-        c = width
-    op(c * s * s, c * (s + 2) ** 2)
-    op(c * (s + 2) ** 2, cfg.out_channels * s * s)
-    return peak + cfg.in_channels * side * side  # the mapped input tile stays referenced throughout
-
-
 def activation_bytes_per_tile(cfg: GeneratorConfig, side: int) -> int:
     """Estimated peak activation memory of one ``side`` x ``side`` tile, in bytes.
 
     Counted at 4 bytes/element even under autocast, because instance norm runs in float32 there.
     """
-    return int(_peak_live_elements(cfg, side) * 4 * _BACKEND_OVERHEAD)
+    return int(peak_live_elements(cfg, side) * 4 * _BACKEND_OVERHEAD)
 
 
 def batch_size_for_budget(cfg: GeneratorConfig, side: int, budget_bytes: int, max_batch: int = MAX_BATCH) -> int:

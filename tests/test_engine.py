@@ -147,7 +147,7 @@ def test_batch_size_from_budget_is_monotonic_and_at_least_one() -> None:
 
 def test_engine_batch_size_uses_budget_unless_given() -> None:
     assert memory_budget_bytes(torch.device("cpu"), None) == 2048 * 2**20
-    small, large = _engine(memory_budget_mb=1), _engine(memory_budget_mb=64)
+    small, large = _engine(memory_budget_mb=1), _engine(memory_budget_mb=256)
     assert small.batch_size_for(256) == 1 < large.batch_size_for(256) < large.batch_size_for(128)
     assert large.batch_size == large.batch_size_for(TILES.local) == 64
     assert _engine(batch_size=7, memory_budget_mb=1).batch_size == 7
@@ -173,3 +173,15 @@ def test_enhance_with_identity_network_returns_the_frame() -> None:
     engine = Engine(PassThrough(CFG), TILES, EngineConfig(device="cpu", batch_size=3))
     frame = np.random.default_rng(1).random((50, 70, 3), dtype=np.float32)
     assert np.allclose(engine.enhance(frame, TileConfig(local=16, region=48, stride=8)), frame, atol=1e-5)
+
+
+def test_activation_peak_is_measured_from_the_network_itself() -> None:
+    from nightgrade.models.activation_memory import peak_live_elements
+    plain = GeneratorConfig(ngf=8, n_blocks=2, norm="none")
+    skips = GeneratorConfig(ngf=8, n_blocks=2, norm="none", skips=True)
+    # the largest activation alone (the first full-resolution conv output, ngf x side^2) is a lower bound
+    assert peak_live_elements(plain, 64) > 8 * 64 * 64
+    # U-Net skips hold encoder outputs until the decoder uses them: more live at once
+    assert peak_live_elements(skips, 64) > peak_live_elements(plain, 64)
+    # activations grow with the tile area
+    assert 3.5 < peak_live_elements(plain, 128) / peak_live_elements(plain, 64) < 4.5
