@@ -28,10 +28,10 @@ import torch
 
 from _common import (Timing, load_average, markdown_table, max_spread, random_frame, run_lines, text_table,
                      time_interleaved, write_section)
-from nightgrade.colorpipeline.tile_batches import BatchInfo, run_tiled_many
-from nightgrade.colorpipeline.tiles import TileConfig, plan_tiles
+from nightgrade.colorpipeline.tiling.batches import BatchInfo, run_tiled_many
+from nightgrade.colorpipeline.tiling.plan import TileConfig, plan_tiles
 from nightgrade.models.engine import Engine, EngineConfig
-from nightgrade.server.defaults import resolve_weights
+from nightgrade.server.render.defaults import resolve_weights
 
 HEADING = "## Cross-request tile batching (issue 6)"
 

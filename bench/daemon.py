@@ -34,8 +34,8 @@ from _common import load_average, markdown_table, random_frame, run_lines, text_
 from nightgrade.colorpipeline import color
 from nightgrade.models.engine import Engine, EngineConfig
 from nightgrade.server.client import Client, DaemonUnavailable, RenderRequest, WirePixels
-from nightgrade.server.defaults import resolve_weights
-from nightgrade.server.render import ColourPlan, finish_rgb, tile_geometry, working_rgb
+from nightgrade.server.render.defaults import resolve_weights
+from nightgrade.server.render.pipeline import ColourPlan, finish_rgb, tile_geometry, working_rgb
 
 HEADING = "## Render daemon (issue 6)"
 SCENE = "lin_rec709"  # frames arrive scene-linear, as from an EXR plate
@@ -47,7 +47,7 @@ def start_daemon(weights: str, device: str, *extra: str) -> tuple[subprocess.Pop
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     endpoint = f"tcp://127.0.0.1:{port}"
-    process = subprocess.Popen([sys.executable, "-m", "nightgrade.server.cli", "serve", "--bind", endpoint,
+    process = subprocess.Popen([sys.executable, "-m", "nightgrade.server.cli.main", "serve", "--bind", endpoint,
                                 "--weights", weights, "--device", device, "--log-level", "warning", *extra])
     with Client(endpoint, timeout_s=2.0, retries=0) as client:
         for _ in range(120):

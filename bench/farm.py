@@ -41,10 +41,10 @@ import OpenImageIO as oiio
 import torch
 
 from _common import load_average, markdown_table, run_lines, text_table, write_section
-from nightgrade.colorpipeline.imageio import WriteOptions, read_frame, write_frame
+from nightgrade.colorpipeline.io.imageio import WriteOptions, read_frame, write_frame
 from nightgrade.models.engine import Engine, EngineConfig
-from nightgrade.server.defaults import resolve_weights, sample_clip_pattern
-from nightgrade.server.render import RenderOptions, render_sequence
+from nightgrade.server.render.defaults import resolve_weights, sample_clip_pattern
+from nightgrade.server.render.pipeline import RenderOptions, render_sequence
 
 HEADING = "## Render farm (issue 8)"
 FRAMES_8K = 7680 * 4320
@@ -84,7 +84,7 @@ def chunk_costs(src: str, work: Path, sizes: list[int], radius: int, threads: in
     for kind in rows:
         for size in sizes:
             first = radius + 1  # both handles exist: an interior chunk
-            argv = [sys.executable, "-m", "nightgrade.server.cli", "enhance", src,
+            argv = [sys.executable, "-m", "nightgrade.server.cli.main", "enhance", src,
                     str(work / f"{kind}-{size}" / "o.####.exr"), "--frames", f"{first}-{first + size - 1}",
                     "--device", "cpu", "--json"]
             if kind == "temporal":
@@ -107,7 +107,7 @@ def ray_runs(src: str, work: Path, frames: int, chunk: int) -> dict[str, dict[st
     """(b): local in-process renders and Ray runs of the same frames."""
     import ray
 
-    from nightgrade.server.farm_ray import RayConfig, render_on_ray
+    from nightgrade.server.farm.ray_jobs import RayConfig, render_on_ray
 
     results: dict[str, dict[str, float]] = {}
     for threads in (1, 2):
@@ -170,8 +170,8 @@ def main() -> None:
         work = Path(tmp)
         src = make_sequence(work / "in", width, height, max(max(sizes) + 2 * args.radius, args.ray_frames))
         print("(a) imports only ...", flush=True)
-        import_cpu, import_wall, _ = child_run([sys.executable, "-c", "from nightgrade.server import render, "
-                                                "temporal_render, cli"], args.threads)
+        import_cpu, import_wall, _ = child_run([sys.executable, "-c", "from nightgrade.server.render import pipeline, "
+                                                "temporal; from nightgrade.server.cli import main"], args.threads)
         loads = []
         for _ in range(3):
             tic = time.perf_counter()

@@ -25,12 +25,12 @@ import zmq
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import load_average, markdown_table, run_lines, write_section  # noqa: E402
-from nightgrade.colorpipeline.tiles import TileConfig
+from nightgrade.colorpipeline.tiling.plan import TileConfig
 from nightgrade.models.checkpoint import CheckpointMeta, save_checkpoint  # noqa: E402
 from nightgrade.models.networks import GeneratorConfig, build_generator  # noqa: E402
 from nightgrade.server import protocol as P  # noqa: E402
 from nightgrade.server.client import Client  # noqa: E402
-from nightgrade.server.daemon import Daemon, DaemonConfig  # noqa: E402
+from nightgrade.server.daemon.server import Daemon, DaemonConfig  # noqa: E402
 
 HEADING = "## Status under a hostile flood (issue 16)"
 

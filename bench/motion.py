@@ -33,7 +33,7 @@ import pywt
 import skimage.data
 
 from _common import load_average, markdown_table, run_lines, text_table, write_section
-from nightgrade.colorpipeline.motion import METHODS, FlowConfig, endpoint_error, estimate_flow
+from nightgrade.colorpipeline.temporal.motion import METHODS, FlowConfig, endpoint_error, estimate_flow
 
 HEADING = "## Motion estimation (issue 5)"
 PHOTOS = ("astronaut.png", "coffee.png", "rocket.jpg", "motorcycle_left.png")

@@ -33,10 +33,10 @@ import zmq
 
 from _common import load_average, markdown_table, run_lines, text_table, write_section
 from daemon import start_daemon
-from nightgrade.colorpipeline.imageio import read_frame
+from nightgrade.colorpipeline.io.imageio import read_frame
 from nightgrade.server import protocol as P
 from nightgrade.server.client import Client, RenderRequest, WirePixels
-from nightgrade.server.defaults import resolve_weights, sample_clip_pattern
+from nightgrade.server.render.defaults import resolve_weights, sample_clip_pattern
 
 HEADING = "## Interactive preview latency (issue 17)"
 SCENE = "lin_rec709"

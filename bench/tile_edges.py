@@ -17,10 +17,10 @@ import cv2
 import numpy as np
 
 from _common import load_average, markdown_table, run_lines, text_table, write_section
-from nightgrade.colorpipeline.imageio import read_frame
-from nightgrade.colorpipeline.tiles import TileConfig, plan_tiles
+from nightgrade.colorpipeline.io.imageio import read_frame
+from nightgrade.colorpipeline.tiling.plan import TileConfig, plan_tiles
 from nightgrade.models.engine import Engine, EngineConfig
-from nightgrade.server.defaults import sample_clip_pattern, shipped_weights_path
+from nightgrade.server.render.defaults import sample_clip_pattern, shipped_weights_path
 
 HEADING = "## Tile plan edge quality (issue 17)"
 CASES = [(TileConfig(local=64, region=192), 128, 192), (TileConfig(local=96, region=288), 200, 300),

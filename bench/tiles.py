@@ -31,12 +31,12 @@ import torch
 
 from _common import (Timing, cpu_ratio, load_average, markdown_table, max_spread, random_frame, run_lines,
                      text_table, time_interleaved, time_once, verdict, wall_ratio, write_section)
-from nightgrade.colorpipeline.tile_merge import run_tiled
-from nightgrade.colorpipeline.tiles import TileConfig, iter_tile_batches, plan_tiles
+from nightgrade.colorpipeline.tiling.merge import run_tiled
+from nightgrade.colorpipeline.tiling.plan import TileConfig, iter_tile_batches, plan_tiles
 from nightgrade.models.checkpoint import load_checkpoint
 from nightgrade.models.engine import Engine, EngineConfig, activation_bytes_per_tile
 from nightgrade.models.networks import Generator, GeneratorConfig, build_generator
-from nightgrade.server.defaults import shipped_weights_path
+from nightgrade.server.render.defaults import shipped_weights_path
 from tiles_monai import MonaiResult, bench_monai
 from tiles_monai import describe as describe_b
 from tiles_monai import findings as findings_b

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from _common import Timing, cpu_ratio, time_interleaved, time_once, verdict, wall_ratio
-from nightgrade.colorpipeline.tiles import TileConfig, plan_tiles
+from nightgrade.colorpipeline.tiling.plan import TileConfig, plan_tiles
 from nightgrade.models.backends import backend_available, resolve_backend
 from nightgrade.models.engine import Engine, EngineConfig
 from nightgrade.models.networks import Generator

@@ -1,7 +1,7 @@
 """Run a loaded generator over tile batches and frames (paper Sec. 3.3, inference side).
 
 The engine owns device, precision and batch-size choices; tiling and merging live in
-``nightgrade.colorpipeline.tiles`` / ``tile_merge``. Working-space values in [0, 1] map to the
+``nightgrade.colorpipeline.tiling.plan`` / ``tile_merge``. Working-space values in [0, 1] map to the
 network's [-1, 1] (CycleGAN's convention, tanh output) and back.
 
 Defaults follow measurements on the CPU machines we ship to (field notes): bf16 autocast is
@@ -26,7 +26,7 @@ from nightgrade.models.exposure import apply_gains, normalise_exposure
 from nightgrade.models.networks import Generator, GeneratorConfig
 
 if TYPE_CHECKING:
-    from nightgrade.colorpipeline.tiles import TileConfig
+    from nightgrade.colorpipeline.tiling.plan import TileConfig
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 DEFAULT_CPU_BUDGET_MB = 2048
@@ -247,11 +247,11 @@ class Engine:
                 progress: Callable[[int, int], None] | None = None, exposure_stops: float = 0.0) -> np.ndarray:
         """Enhance one float32 H x W x 3 working-space frame by tiles (Sec. 3.1-3.3).
 
-        ``tile_cfg`` is a ``nightgrade.colorpipeline.tiles.TileConfig``; None uses the
+        ``tile_cfg`` is a ``nightgrade.colorpipeline.tiling.plan.TileConfig``; None uses the
         checkpoint's geometry. ``progress(done, total)`` is called after each batch.
         """
-        from nightgrade.colorpipeline.tile_merge import run_tiled
-        from nightgrade.colorpipeline.tiles import TileConfig
+        from nightgrade.colorpipeline.tiling.merge import run_tiled
+        from nightgrade.colorpipeline.tiling.plan import TileConfig
 
         cfg = tile_cfg if tile_cfg is not None else TileConfig(
             local=self.tiles.local, region=self.tiles.region, stride=self.tiles.stride)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from nightgrade.colorpipeline.atomic import atomic_target
+from nightgrade.colorpipeline.io.atomic import atomic_target
 from nightgrade.colorpipeline.errors import UsageError
 from nightgrade.models.checkpoint import weights_digest
 from nightgrade.models.networks import Generator

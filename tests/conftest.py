@@ -9,7 +9,7 @@ import OpenImageIO as oiio
 import pytest
 import torch
 
-from nightgrade.colorpipeline.tiles import TileConfig
+from nightgrade.colorpipeline.tiling.plan import TileConfig
 from nightgrade.models.checkpoint import CheckpointMeta, save_checkpoint
 from nightgrade.models.networks import GeneratorConfig, build_generator
 

@@ -1,4 +1,4 @@
-"""Helpers for tests that run the real render daemon (server/daemon.py) on loopback: an in-process
+"""Helpers for tests that run the real render daemon (server/daemon/server.py) on loopback: an in-process
 daemon in a thread, a `nightgrade serve` subprocess, a raw DEALER peer that speaks the wire format of
 docs/protocol.md directly, and the in-process render a daemon's RESULT must equal."""
 from __future__ import annotations
@@ -23,8 +23,8 @@ from nightgrade.colorpipeline import color
 from nightgrade.models.engine import Engine, EngineConfig
 from nightgrade.server import protocol as P
 from nightgrade.server.client import Client, DaemonUnavailable
-from nightgrade.server.daemon import Daemon, DaemonConfig
-from nightgrade.server.render import ColourPlan, finish_rgb, working_rgb
+from nightgrade.server.daemon.server import Daemon, DaemonConfig
+from nightgrade.server.render.pipeline import ColourPlan, finish_rgb, working_rgb
 
 NIGHTGRADE = str(Path(sys.executable).with_name("nightgrade"))
 
@@ -150,7 +150,7 @@ def labelled_frame(label: int, height: int = 64, width: int = 96) -> np.ndarray:
 
 
 class Reference:
-    """The in-process pixel path (server/render.py) for RGB(A) frames in Linear Rec.709 (what a
+    """The in-process pixel path (server/render/pipeline.py) for RGB(A) frames in Linear Rec.709 (what a
     request without colourspace is in), mix 1, the checkpoint's tiles: what a daemon RESULT of the
     whole frame must hold."""
 

@@ -1,11 +1,11 @@
-"""colorpipeline/atomic.py: nothing half-written is ever visible under the final name."""
+"""colorpipeline/io/atomic.py: nothing half-written is ever visible under the final name."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 
-from nightgrade.colorpipeline.atomic import atomic_target
+from nightgrade.colorpipeline.io.atomic import atomic_target
 
 
 def test_success_renames_and_keeps_the_extension(tmp_path: Path) -> None:

@@ -14,15 +14,15 @@ import torch
 from tests.conftest import TINY, write_image
 from nightgrade.colorpipeline import color
 from nightgrade.colorpipeline.errors import UsageError
-from nightgrade.colorpipeline.tiles import TileConfig
+from nightgrade.colorpipeline.tiling.plan import TileConfig
 from nightgrade.models import backends, onnx_export
 from nightgrade.models.backends import tile_forward
 from nightgrade.models.engine import Engine, EngineConfig
 from nightgrade.models.networks import build_generator
 from nightgrade.models.onnx_export import BackendUnavailableError
-from nightgrade.server.cli import main
-from nightgrade.server.daemon_models import ModelSet
-from nightgrade.server.defaults import shipped_weights_path
+from nightgrade.server.cli.main import main
+from nightgrade.server.daemon.models import ModelSet
+from nightgrade.server.render.defaults import shipped_weights_path
 
 TOLERANCE = 1e-3  # max abs error on [0, 1] images (issue 17)
 

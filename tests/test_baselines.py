@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nightgrade.colorpipeline.baselines import (GammaClaheNlmConfig, auto_gamma, gamma_clahe_nlm,
+from nightgrade.colorpipeline.evaluation.baselines import (GammaClaheNlmConfig, auto_gamma, gamma_clahe_nlm,
                                                 histogram_matcher, identity)
 from nightgrade.colorpipeline.lowlight import CameraModel, simulate_low_light
-from nightgrade.colorpipeline.metrics import psnr
+from nightgrade.colorpipeline.evaluation.metrics import psnr
 
 
 def _scene(seed: int, height: int = 72, width: int = 96) -> np.ndarray:

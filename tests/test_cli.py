@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nightgrade.colorpipeline.imageio import read_frame
-from nightgrade.server.cli import main
+from nightgrade.colorpipeline.io.imageio import read_frame
+from nightgrade.server.cli.main import main
 from tests.conftest import write_image
 
 
@@ -191,7 +191,7 @@ def test_version_and_small_first_hour_fixes(tmp_path: Path, tiny_weights: str, c
     code, _, err = _run(["enhance", src, str(tmp_path / "renders" / "sh010"), "-w", tiny_weights], capsys)
     assert code == 0, err
     assert _files(tmp_path / "renders" / "sh010") == ["shot.0001.exr", "shot.0002.exr"]
-    from nightgrade.server.cli import build_parser
+    from nightgrade.server.cli.main import build_parser
 
     args = build_parser().parse_args(["evaluate", "data/eval"])
     assert args.out.startswith("out/") and args.sheet.startswith("out/")

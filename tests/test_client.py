@@ -15,7 +15,7 @@ from nightgrade.colorpipeline.errors import (ColorError, InputError, ModelError,
                                               UsageError)
 from nightgrade.server import protocol as P
 from nightgrade.server.client import (Client, DaemonError, DaemonUnavailable, RenderRequest, WirePixels)
-from nightgrade.server.curve import (CurveClientConfig, CurveServerConfig, check_bind, configure_server,
+from nightgrade.server.protocol.curve import (CurveClientConfig, CurveServerConfig, check_bind, configure_server,
                                      generate_keypair, is_local_endpoint, load_keypair)
 
 
@@ -359,7 +359,7 @@ def _free_port() -> int:
 def test_status_answers_at_once_when_no_daemon_listens(tmp_path, capsys):
     """Issue 19 item 8: `status` (and `enhance --server`) against a daemon that is not running says
     so at once instead of after 3 silent timeouts."""
-    from nightgrade.server.cli import main
+    from nightgrade.server.cli.main import main
 
     for endpoint in (f"tcp://127.0.0.1:{_free_port()}", f"ipc://{tmp_path}/none.ipc"):
         started = time.monotonic()

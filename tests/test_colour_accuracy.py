@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("colour")
 
-from nightgrade.colorpipeline.colour_accuracy import checker_linear, delta_e, score_method  # noqa: E402
+from nightgrade.colorpipeline.evaluation.colour_accuracy import checker_linear, delta_e, score_method  # noqa: E402
 from nightgrade.colorpipeline.lowlight import CameraModel, linear_to_srgb, srgb_to_linear  # noqa: E402
 
 CLEAN = CameraModel(stops=3.0, full_well=1e9, read_noise=0.0, colour_loss=0.0, bits=16)

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from nightgrade.server import protocol as proto
-from nightgrade.server.cli import main
+from nightgrade.server.cli.main import main
 from nightgrade.server.client import Client, RenderRequest, WirePixels
-from nightgrade.server.daemon import Daemon, DaemonConfig
-from nightgrade.server.render import ColourPlan, finish_rgb, tile_geometry, working_rgb
+from nightgrade.server.daemon.server import Daemon, DaemonConfig
+from nightgrade.server.render.pipeline import ColourPlan, finish_rgb, tile_geometry, working_rgb
 from tests.conftest import read_image, write_image
 
 SRGB = "sRGB Encoded Rec.709 (sRGB)"

@@ -15,10 +15,10 @@ import msgpack
 import numpy as np
 import zmq
 
-from nightgrade.server import cli
+from nightgrade.server.cli import main as cli
 from nightgrade.server import protocol as P
 from nightgrade.server.client import Client, DaemonUnavailable, RenderRequest
-from nightgrade.server.curve import CurveClientConfig, CurveServerConfig, generate_keypair
+from nightgrade.server.protocol.curve import CurveClientConfig, CurveServerConfig, generate_keypair
 
 from daemon_fixtures import (NIGHTGRADE, RawPeer, Reference, free_port, labelled_frame, render_fields,
                              running_daemon, start_serve, stop_process, storm_message, wait_ready)

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from nightgrade.colorpipeline.imageio import read_frame
-from nightgrade.colorpipeline.sequence import resolve_input
+from nightgrade.colorpipeline.io.imageio import read_frame
+from nightgrade.colorpipeline.io.sequence import resolve_input
 from nightgrade.models.checkpoint import load_checkpoint
-from nightgrade.server.cli import main
-from nightgrade.server.defaults import resolve_weights, sample_clip_pattern
+from nightgrade.server.cli.main import main
+from nightgrade.server.render.defaults import resolve_weights, sample_clip_pattern
 
 _LUMA = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
 

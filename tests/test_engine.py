@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from nightgrade.colorpipeline.errors import UsageError
-from nightgrade.colorpipeline.tiles import TileConfig
+from nightgrade.colorpipeline.tiling.plan import TileConfig
 from nightgrade.models.checkpoint import CheckpointMeta, save_checkpoint
 from nightgrade.models.engine import (
     Engine,

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from nightgrade.colorpipeline.errors import InputError, ModelError
-from nightgrade.colorpipeline.frame import Frame
-from nightgrade.colorpipeline.imageio import WriteOptions, read_frame, read_header, write_frame
-from nightgrade.colorpipeline.metrics import flicker_error, psnr, ssim
-from nightgrade.server import evaluate as ev
+from nightgrade.colorpipeline.io.frame import Frame
+from nightgrade.colorpipeline.io.imageio import WriteOptions, read_frame, read_header, write_frame
+from nightgrade.colorpipeline.evaluation.metrics import flicker_error, psnr, ssim
+from nightgrade.server.evaluation import evaluate as ev
 
 CLIPS = {"a": (4, 48, 64), "a_dark2": (4, 48, 64), "b": (3, 40, 56)}  # frames, height, width
 

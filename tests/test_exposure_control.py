@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import read_image, write_image
 
-from nightgrade.server.cli import main
+from nightgrade.server.cli.main import main
 
 
 def _source(folder: Path) -> str:

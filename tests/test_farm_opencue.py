@@ -1,4 +1,4 @@
-"""OpenCue submission (server/farm_opencue.py, packaging/farm/nightgrade_cue_submit.py): the outline
+"""OpenCue submission (server/farm/opencue.py, packaging/farm/nightgrade_cue_submit.py): the outline
 is built and serialised to the job spec Cuebot receives, without a Cuebot; the layer command, run
 through a shell with OpenCue's chunk tokens filled in, is a valid enhance call of that chunk and
 renders it as a local render does."""
@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 
 from nightgrade.colorpipeline.errors import UsageError
-from nightgrade.colorpipeline.sequence import parse_frames
-from nightgrade.colorpipeline.temporal import TemporalConfig
-from nightgrade.server.cli import build_parser
-from nightgrade.server.farm_opencue import CueJob, build_outline, chunk_command, job_spec
-from nightgrade.server.render import RenderOptions
-from nightgrade.server.temporal_render import TemporalRenderConfig, render_temporal
+from nightgrade.colorpipeline.io.sequence import parse_frames
+from nightgrade.colorpipeline.temporal.average import TemporalConfig
+from nightgrade.server.cli.main import build_parser
+from nightgrade.server.farm.opencue import CueJob, build_outline, chunk_command, job_spec
+from nightgrade.server.render.pipeline import RenderOptions
+from nightgrade.server.render.temporal import TemporalRenderConfig, render_temporal
 from tests.conftest import read_image, write_image
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # the chunk process runs one thread too

@@ -13,9 +13,9 @@ import cv2
 import numpy as np
 import pytest
 
-from nightgrade.colorpipeline.temporal import TemporalConfig
-from nightgrade.server.render import RenderOptions, render_sequence
-from nightgrade.server.temporal_render import TemporalRenderConfig, render_temporal
+from nightgrade.colorpipeline.temporal.average import TemporalConfig
+from nightgrade.server.render.pipeline import RenderOptions, render_sequence
+from nightgrade.server.render.temporal import TemporalRenderConfig, render_temporal
 from tests.conftest import read_image, write_image
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # workers and tasks run one thread too

@@ -1,4 +1,4 @@
-"""`nightgrade enhance --ray` (server/farm_ray.py) on a local Ray instance with 2 CPUs: chunked
+"""`nightgrade enhance --ray` (server/farm/ray_jobs.py) on a local Ray instance with 2 CPUs: chunked
 output equals a local render (temporal chunks with their handles included), resumes skip complete
 frames, a worker killed in the middle of a chunk is restarted and its chunk rerun, and errors
 inside a chunk come back as the same NightGrade error."""
@@ -17,12 +17,12 @@ import pytest
 import ray
 
 from nightgrade.colorpipeline.errors import InputError, UsageError
-from nightgrade.server.cli import main
-from nightgrade.colorpipeline.temporal import TemporalConfig
-from nightgrade.server.farm_progress import FarmProgress
-from nightgrade.server.farm_ray import RayConfig, _cpus_per_gpu, plan_chunks, render_on_ray, run_chunks, start_pool
-from nightgrade.server.render import RenderOptions, plan_sequence, render_sequence
-from nightgrade.server.temporal_render import TemporalRenderConfig, render_temporal
+from nightgrade.server.cli.main import main
+from nightgrade.colorpipeline.temporal.average import TemporalConfig
+from nightgrade.server.farm.progress import FarmProgress
+from nightgrade.server.farm.ray_jobs import RayConfig, _cpus_per_gpu, plan_chunks, render_on_ray, run_chunks, start_pool
+from nightgrade.server.render.pipeline import RenderOptions, plan_sequence, render_sequence
+from nightgrade.server.render.temporal import TemporalRenderConfig, render_temporal
 from tests.conftest import read_image, write_image
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # workers and tasks run one thread too

@@ -1,4 +1,4 @@
-"""Resumable renders (server/farm_resume.py, render.py, temporal_render.py): frames already written
+"""Resumable renders (server/farm/resume.py, render.py, temporal_render.py): frames already written
 and complete are kept, anything missing, damaged or from another render is rendered again, and the
 result equals a render from scratch."""
 from __future__ import annotations
@@ -12,13 +12,13 @@ import numpy as np
 import OpenImageIO as oiio
 import pytest
 
-from nightgrade.colorpipeline import imageio
-from nightgrade.colorpipeline.temporal import TemporalConfig
-from nightgrade.server import render
-from nightgrade.server.cli import main
-from nightgrade.server.farm_resume import ExpectedOutput, expected_output, output_is_complete
-from nightgrade.server.render import RenderOptions, render_sequence
-from nightgrade.server.temporal_render import TemporalRenderConfig, render_temporal
+from nightgrade.colorpipeline.io import imageio
+from nightgrade.colorpipeline.temporal.average import TemporalConfig
+from nightgrade.server.render import pipeline as render
+from nightgrade.server.cli.main import main
+from nightgrade.server.farm.resume import ExpectedOutput, expected_output, output_is_complete
+from nightgrade.server.render.pipeline import RenderOptions, render_sequence
+from nightgrade.server.render.temporal import TemporalRenderConfig, render_temporal
 from tests.conftest import read_image, write_image
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # workers and tasks run one thread too

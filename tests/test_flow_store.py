@@ -1,12 +1,12 @@
-"""Boundary flows shared by farm chunks through the cache folder (server/flow_store.py)."""
+"""Boundary flows shared by farm chunks through the cache folder (server/render/flow_store.py)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 
-from nightgrade.colorpipeline.motion import FlowConfig
-from nightgrade.server.flow_store import BoundaryFlows
+from nightgrade.colorpipeline.temporal.motion import FlowConfig
+from nightgrade.server.render.flow_store import BoundaryFlows
 
 KEYS = {n: f"key-{n}" for n in range(1, 11)}
 

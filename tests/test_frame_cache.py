@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from nightgrade.colorpipeline.errors import OutputError
-from nightgrade.colorpipeline.temporal import TemporalConfig
-from nightgrade.server.frame_cache import FrameCache, frame_key
+from nightgrade.colorpipeline.temporal.average import TemporalConfig
+from nightgrade.server.render.frame_cache import FrameCache, frame_key
 
 PARAMS = {"tile": 360, "region": 1000, "temporal": TemporalConfig(), "colourspace": "ACEScg", "gain": 1.5}
 

@@ -8,10 +8,10 @@ import numpy as np
 import OpenImageIO as oiio
 import pytest
 
-from nightgrade.colorpipeline import imageio
+from nightgrade.colorpipeline.io import imageio
 from nightgrade.colorpipeline.errors import InputError, OutputError, UsageError
-from nightgrade.colorpipeline.frame import Frame
-from nightgrade.colorpipeline.imageio import WriteOptions, check_output, read_frame, read_header, write_frame
+from nightgrade.colorpipeline.io.frame import Frame
+from nightgrade.colorpipeline.io.imageio import WriteOptions, check_output, read_frame, read_header, write_frame
 
 H, W = 24, 32
 

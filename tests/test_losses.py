@@ -11,7 +11,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from nightgrade.colorpipeline.errors import ModelError, UsageError
-from nightgrade.models.losses import (
+from nightgrade.models.training.losses import (
     ImagePool,
     discriminator_loss,
     generator_adversarial_loss,
@@ -19,7 +19,7 @@ from nightgrade.models.losses import (
     mix_local_region,
     perceptual_l1,
 )
-from nightgrade.models.perceptual import PerceptualConfig, load_feature_network
+from nightgrade.models.training.perceptual import PerceptualConfig, load_feature_network
 
 REAL = torch.tensor([1.0, 0.5]).view(2, 1, 1, 1)
 FAKE = torch.tensor([0.0, 1.0]).view(2, 1, 1, 1)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from nightgrade.colorpipeline.metrics import SSIM_K1, SSIM_K2, flicker_error, flicker_step, psnr, ssim
+from nightgrade.colorpipeline.evaluation.metrics import SSIM_K1, SSIM_K2, flicker_error, flicker_step, psnr, ssim
 
 
 def _scene(height: int = 48, width: int = 64, seed: int = 0) -> np.ndarray:

@@ -7,9 +7,9 @@ import pytest
 import skimage.data
 
 from nightgrade.colorpipeline.errors import InputError, UsageError
-from nightgrade.colorpipeline.motion import (FlowConfig, endpoint_error, estimate_flow, flow_magnitude,
+from nightgrade.colorpipeline.temporal.motion import (FlowConfig, endpoint_error, estimate_flow, flow_magnitude,
                                              occlusion_mask, resize_flow, warp)
-from nightgrade.colorpipeline.wavelet_refine import WaveletRefineConfig
+from nightgrade.colorpipeline.temporal.wavelet_refine import WaveletRefineConfig
 
 
 @pytest.fixture(autouse=True)

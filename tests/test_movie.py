@@ -1,4 +1,4 @@
-"""Movie files through PyAV (colorpipeline/movie.py, server/movie_render.py): colour tags and
+"""Movie files through PyAV (colorpipeline/io/movie.py, server/render/movie.py): colour tags and
 range honoured, dailies written whole or not at all, an undecodable codec named in one line."""
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from nightgrade.colorpipeline.errors import ColorError, InputError, OutputError
-from nightgrade.colorpipeline.movie import MovieWriter, probe_movie, read_movie, tagged_colorspace
-from nightgrade.server.cli import main
+from nightgrade.colorpipeline.io.movie import MovieWriter, probe_movie, read_movie, tagged_colorspace
+from nightgrade.server.cli.main import main
 from tests.conftest import write_image
 
 G24 = "Gamma 2.4 Encoded Rec.709"

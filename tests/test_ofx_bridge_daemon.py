@@ -10,8 +10,8 @@ import pytest
 
 from tests.conftest import read_image, write_image
 from daemon_fixtures import free_port, start_serve, stop_process, wait_ready
-from nightgrade.colorpipeline.imageio import read_frame
-from nightgrade.server.cli import main as cli_main
+from nightgrade.colorpipeline.io.imageio import read_frame
+from nightgrade.server.cli.main import main as cli_main
 from ofx_host.driver import job_for, read_output
 
 LINEAR = "Linear Rec.709 (sRGB)"

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from nightgrade.colorpipeline.errors import ModelError, UsageError
-from nightgrade.models.perceptual import (
+from nightgrade.models.training.perceptual import (
     PerceptualConfig,
     load_feature_network,
     stlpips_weights_path,

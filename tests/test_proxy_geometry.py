@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 from nightgrade.colorpipeline import color
-from nightgrade.colorpipeline.imageio import read_header
-from nightgrade.colorpipeline.tiles import plan_tiles, proxy_size
+from nightgrade.colorpipeline.io.imageio import read_header
+from nightgrade.colorpipeline.tiling.plan import plan_tiles, proxy_size
 from nightgrade.models.engine import EngineConfig
 from nightgrade.server import protocol as proto
-from nightgrade.server.cli import main
-from nightgrade.server.daemon_models import ModelSet
-from nightgrade.server.daemon_render import picture_context
-from nightgrade.server.farm_resume import expected_output
+from nightgrade.server.cli.main import main
+from nightgrade.server.daemon.models import ModelSet
+from nightgrade.server.daemon.render import picture_context
+from nightgrade.server.farm.resume import expected_output
 from tests.conftest import write_image
 
 LINEAR = "Linear Rec.709 (sRGB)"

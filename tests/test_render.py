@@ -1,4 +1,4 @@
-"""The whole in-process pixel path (server/render.py) with controlled generators.
+"""The whole in-process pixel path (server/render/pipeline.py) with controlled generators.
 
 A generator replaced by a known function lets us check the plumbing exactly: colour
 conversions, highlight carry-around, tiling, proxy scaling and mix.
@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from nightgrade.colorpipeline.errors import UsageError
-from nightgrade.colorpipeline.tiles import TileConfig
+from nightgrade.colorpipeline.tiling.plan import TileConfig
 from nightgrade.models.engine import Engine
-from nightgrade.server.render import RenderOptions, render_sequence
+from nightgrade.server.render.pipeline import RenderOptions, render_sequence
 from tests.conftest import read_image, write_image
 
 
@@ -116,7 +116,7 @@ def test_proxies_average_linear_light_not_encoded_values(tmp_path: Path, tiny_we
     opts = RenderOptions(str(tmp_path / "c.####.exr"), str(tmp_path / "out") + "/", weights=tiny_weights, mix=0.0,
                          scale=0.5, bit_depth="float")
     if server:
-        from nightgrade.server.cli import main as cli_main
+        from nightgrade.server.cli.main import main as cli_main
 
         endpoint = f"tcp://127.0.0.1:{free_port()}"
         process = start_serve(endpoint, tiny_weights, tmp_path / "serve.log")
@@ -171,7 +171,7 @@ def test_option_validation(options: dict, message: str) -> None:
 
 
 def test_tile_overrides_keep_the_checkpoint_ratio_and_scale_for_proxies(tiny_weights: str) -> None:
-    from nightgrade.server.render import tile_config_for
+    from nightgrade.server.render.pipeline import tile_config_for
 
     engine = Engine.from_checkpoint(tiny_weights)  # tiles 64 / 160 / 32
     assert tile_config_for(RenderOptions("i", "o"), engine) == TileConfig(64, 160, 32)

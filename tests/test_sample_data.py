@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from nightgrade.colorpipeline.errors import InputError, OutputError, UsageError
-from nightgrade.colorpipeline.imageio import read_frame
+from nightgrade.colorpipeline.io.imageio import read_frame
 from nightgrade.colorpipeline.lowlight import CameraModel, CameraRanges, srgb_to_linear
-from nightgrade.server import sample_data
-from nightgrade.server.sample_data import EvalClip, SampleDataConfig, build_sample_data, data_file, read_video_frames
+from nightgrade.server.evaluation import sample_data
+from nightgrade.server.evaluation.sample_data import EvalClip, SampleDataConfig, build_sample_data, data_file, read_video_frames
 
 TINY = SampleDataConfig(
     seed=3, train_low_count=2, train_normal_range=(0, 10), train_normal_count=2, photos=("astronaut.png",),

@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from nightgrade.colorpipeline.errors import UsageError
-from nightgrade.server.scheduler import (BATCH, CANCELLED, DEADLINE, INTERACTIVE, DuplicateJob, Job, QueueFull,
+from nightgrade.server.daemon.scheduler import (BATCH, CANCELLED, DEADLINE, INTERACTIVE, DuplicateJob, Job, QueueFull,
                                          Scheduler, SchedulerClosed)
 
 
@@ -344,8 +344,8 @@ def test_worker_pattern_with_shared_tile_batches() -> None:
     between batches, finish each job, answer the rest from drain_dropped."""
     import numpy as np
 
-    from nightgrade.colorpipeline.tile_batches import run_tiled_many
-    from nightgrade.colorpipeline.tiles import TileConfig
+    from nightgrade.colorpipeline.tiling.batches import run_tiled_many
+    from nightgrade.colorpipeline.tiling.plan import TileConfig
 
     s = Scheduler(8)
     for rid in ("a", "b", "c"):

@@ -8,8 +8,8 @@ import OpenImageIO as oiio
 import pytest
 
 from nightgrade.colorpipeline.errors import InputError, OutputError, UsageError
-from nightgrade.colorpipeline.imageio import probe_sequence, read_frame
-from nightgrade.colorpipeline.sequence import (
+from nightgrade.colorpipeline.io.imageio import probe_sequence, read_frame
+from nightgrade.colorpipeline.io.sequence import (
     SequenceSpec,
     format_frames,
     output_path_for,

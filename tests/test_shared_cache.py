@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nightgrade.colorpipeline.imageio import read_frame
+from nightgrade.colorpipeline.io.imageio import read_frame
 from nightgrade.server import protocol as proto
-from nightgrade.server.cli import main
+from nightgrade.server.cli.main import main
 from nightgrade.server.client import Client, RenderRequest
-from nightgrade.server.daemon import Daemon, DaemonConfig
+from nightgrade.server.daemon.server import Daemon, DaemonConfig
 from tests.conftest import write_image
 
 LINEAR = "Linear Rec.709 (sRGB)"

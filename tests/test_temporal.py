@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from nightgrade.colorpipeline.errors import UsageError
-from nightgrade.colorpipeline.temporal import TemporalConfig, radius_map, temporal_average, window_offsets
+from nightgrade.colorpipeline.temporal.average import TemporalConfig, radius_map, temporal_average, window_offsets
 
 SIZE = 48
 NOISE = 0.03

@@ -1,4 +1,4 @@
-"""`nightgrade enhance --temporal` (server/temporal_render.py): generator passes, farm chunks, and
+"""`nightgrade enhance --temporal` (server/render/temporal.py): generator passes, farm chunks, and
 what the temporal window does to noise, large motion and occlusions on synthetic sequences with
 ground truth. Generators are replaced by known pointwise functions where the test is about the
 temporal stage, so that the expected output is known exactly."""
@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 
 from nightgrade.colorpipeline.lowlight import CameraModel, simulate_low_light
-from nightgrade.colorpipeline.metrics import flicker_error, ghosting_error
-from nightgrade.colorpipeline.sequence import resolve_input
-from nightgrade.colorpipeline.temporal import TemporalConfig, temporal_average
+from nightgrade.colorpipeline.evaluation.metrics import flicker_error, ghosting_error
+from nightgrade.colorpipeline.io.sequence import resolve_input
+from nightgrade.colorpipeline.temporal.average import TemporalConfig, temporal_average
 from nightgrade.models.engine import Engine
-from nightgrade.server.cli import main
-from nightgrade.server.render import RenderOptions, render_sequence
-from nightgrade.server.temporal_render import TemporalRenderConfig, render_temporal, window_extent
+from nightgrade.server.cli.main import main
+from nightgrade.server.render.pipeline import RenderOptions, render_sequence
+from nightgrade.server.render.temporal import TemporalRenderConfig, render_temporal, window_extent
 from tests.conftest import read_image, write_image
 
 WORKING = {"oiio:ColorSpace": "srgb_rec709_scene"}  # the tiny model's working space: no conversion

@@ -4,9 +4,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from nightgrade.colorpipeline.motion import FlowConfig
-from nightgrade.colorpipeline.temporal import TemporalConfig, lost_beyond, temporal_average
-from nightgrade.colorpipeline.temporal_window import PairFlows, smooth_sequence
+from nightgrade.colorpipeline.temporal.motion import FlowConfig
+from nightgrade.colorpipeline.temporal.average import TemporalConfig, lost_beyond, temporal_average
+from nightgrade.colorpipeline.temporal.window import PairFlows, smooth_sequence
 
 SIZE = 64
 FAST = FlowConfig(wavelet_refine=False)

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from nightgrade.colorpipeline.errors import InputError, ModelError, UsageError
-from nightgrade.colorpipeline.tile_batches import BatchInfo, run_tiled_many
-from nightgrade.colorpipeline.tile_merge import run_tiled
-from nightgrade.colorpipeline.tiles import TileConfig, plan_tiles
+from nightgrade.colorpipeline.tiling.batches import BatchInfo, run_tiled_many
+from nightgrade.colorpipeline.tiling.merge import run_tiled
+from nightgrade.colorpipeline.tiling.plan import TileConfig, plan_tiles
 from nightgrade.models.engine import Engine, EngineConfig
 from nightgrade.models.networks import GeneratorConfig, build_generator
 

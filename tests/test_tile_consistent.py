@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from nightgrade.colorpipeline.lowlight import linear_to_srgb, srgb_to_linear
-from nightgrade.colorpipeline.tiles import TileConfig
+from nightgrade.colorpipeline.tiling.plan import TileConfig
 from nightgrade.models.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 from nightgrade.models.engine import Engine, EngineConfig
 from nightgrade.models.exposure import THUMB, FrameExposure, apply_gains, frame_gains

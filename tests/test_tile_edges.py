@@ -14,10 +14,10 @@ import cv2
 import numpy as np
 import pytest
 
-from nightgrade.colorpipeline.imageio import read_frame
-from nightgrade.colorpipeline.tiles import TileConfig, plan_tiles
+from nightgrade.colorpipeline.io.imageio import read_frame
+from nightgrade.colorpipeline.tiling.plan import TileConfig, plan_tiles
 from nightgrade.models.engine import Engine, EngineConfig
-from nightgrade.server.defaults import sample_clip_pattern, shipped_weights_path
+from nightgrade.server.render.defaults import sample_clip_pattern, shipped_weights_path
 
 # Small tiles keep the test fast (a few hundred ms); the shipped model accepts multiples of 4.
 CFG = TileConfig(local=64, region=192)

@@ -12,8 +12,8 @@ from safetensors import safe_open
 
 from nightgrade.colorpipeline.errors import UsageError
 from nightgrade.models.checkpoint import load_checkpoint
-from nightgrade.models.training import TrainConfig, train
-from nightgrade.server.cli import main
+from nightgrade.models.training.paper import TrainConfig, train
+from nightgrade.server.cli.main import main
 from tests.conftest import write_image
 
 

@@ -11,10 +11,10 @@ import torch
 
 from nightgrade.colorpipeline.errors import InputError, UsageError
 from nightgrade.models.checkpoint import load_checkpoint, read_meta
-from nightgrade.models.losses import ssim_loss
-from nightgrade.models.paired_data import source_weights
-from nightgrade.models.training_paired import PairedConfig, train_paired
-from nightgrade.server.cli import main
+from nightgrade.models.training.losses import ssim_loss
+from nightgrade.models.training.paired_data import source_weights
+from nightgrade.models.training.paired import PairedConfig, train_paired
+from nightgrade.server.cli.main import main
 
 
 def _clean_dir(folder) -> str:
@@ -127,7 +127,7 @@ def test_hybrid_mode_trains_from_a_paired_model_resumes_exactly_and_keeps_no_pat
 
 
 def test_warm_up_ramps_the_rate_then_the_cosine_takes_over(tmp_path) -> None:
-    from nightgrade.models.training_paired import PairedTrainer
+    from nightgrade.models.training.paired import PairedTrainer
     cfg = _cfg(tmp_path, "w", 100)
     trainer = PairedTrainer(PairedConfig(**{**cfg.__dict__, "warmup": 10, "lr": 1e-3}))
     rates = [trainer.learning_rate(s) for s in (0, 4, 9, 50, 100)]

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from nightgrade.colorpipeline.errors import InputError
-from nightgrade.server.training_set import FullSetConfig, build_full_set, looks_like_photo
-from nightgrade.server.training_sources import Source
+from nightgrade.server.evaluation.training_set import FullSetConfig, build_full_set, looks_like_photo
+from nightgrade.server.evaluation.training_sources import Source
 
 pytestmark = pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb (Debian tools)")
 

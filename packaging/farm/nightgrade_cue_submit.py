@@ -15,7 +15,7 @@ import argparse
 import sys
 
 from nightgrade.colorpipeline.errors import NightGradeError
-from nightgrade.server.farm_opencue import CueJob, job_spec, launch
+from nightgrade.server.farm.opencue import CueJob, job_spec, launch
 
 
 def parse(argv: list[str]) -> tuple[CueJob, argparse.Namespace]:

@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nightgrade.colorpipeline.tiles import TileConfig
-from nightgrade.colorpipeline import atomic, imageio
+from nightgrade.colorpipeline.tiling.plan import TileConfig
+from nightgrade.colorpipeline.io import atomic, imageio
 from nightgrade.colorpipeline.errors import OutputError
-from nightgrade.colorpipeline.frame import Frame
+from nightgrade.colorpipeline.io.frame import Frame
 from nightgrade.models.checkpoint import CheckpointMeta, save_checkpoint
 from nightgrade.models.networks import build_generator
-from nightgrade.server.frame_cache import FrameCache
+from nightgrade.server.render.frame_cache import FrameCache
 from tests.conftest import TINY, write_image
 from tests.daemon_fixtures import NIGHTGRADE
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from nightgrade.colorpipeline.errors import OutputError, UsageError
-from nightgrade.server.cli import main
+from nightgrade.server.cli.main import main
 from tests.conftest import write_image
 
 

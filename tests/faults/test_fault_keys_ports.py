@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from nightgrade.colorpipeline.errors import InputError, UsageError
-from nightgrade.server import curve
-from nightgrade.server.cli import main
+from nightgrade.server.protocol import curve
+from nightgrade.server.cli.main import main
 from nightgrade.server.client import Client
-from nightgrade.server.curve import CurveClientConfig, generate_keypair
+from nightgrade.server.protocol.curve import CurveClientConfig, generate_keypair
 from tests.daemon_fixtures import NIGHTGRADE, free_port
 
 HANG_S = 40  # far above a clean start-up failure (~3 s); reaching it means a hang
@@ -136,7 +136,7 @@ def test_keygen_creates_the_secret_owner_only(tmp_path: Path, monkeypatch: pytes
     ("head.farm:6379", None, False), (None, "10.0.0.5:6379", False), (None, "127.0.0.1:6379", True)])
 def test_local_ray_stays_on_loopback(monkeypatch: pytest.MonkeyPatch, address, env, loopback: bool) -> None:
     """Without a node address Ray found this machine's by routing towards the internet (issue 16 item 14)."""
-    from nightgrade.server import farm_ray
+    from nightgrade.server.farm import ray_jobs as farm_ray
 
     calls = []
 
@@ -161,7 +161,7 @@ def test_local_ray_stays_on_loopback(monkeypatch: pytest.MonkeyPatch, address, e
 
 _RAY_NODES = """
 import json, ray
-from nightgrade.server.farm_ray import RayConfig, _connect
+from nightgrade.server.farm.ray_jobs import RayConfig, _connect
 _connect(ray, RayConfig(num_cpus=1))
 print(json.dumps(sorted({n["NodeManagerAddress"] for n in ray.nodes()} | {ray.get_runtime_context().gcs_address})))
 ray.shutdown()

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from nightgrade.colorpipeline import atomic
-from nightgrade.server.render import RenderOptions, render_sequence
+from nightgrade.colorpipeline.io import atomic
+from nightgrade.server.render.pipeline import RenderOptions, render_sequence
 from tests.conftest import write_image
 
 _WRITER = """
 import sys, numpy as np
-from nightgrade.colorpipeline import atomic
+from nightgrade.colorpipeline.io import atomic
 with atomic.atomic_target(sys.argv[1]) as temp, open(temp, "wb") as handle:
     handle.write(b"x" * 1000); handle.flush()
     print(temp, flush=True)
@@ -61,7 +61,7 @@ def test_a_live_writer_keeps_its_temp_file_whatever_its_age(tmp_path: Path) -> N
 
 
 def test_the_frame_cache_removes_temp_files_of_killed_writers(tmp_path: Path) -> None:
-    from nightgrade.server.frame_cache import FrameCache
+    from nightgrade.server.render.frame_cache import FrameCache
 
     folder = tmp_path / "cache" / "ab"
     folder.mkdir(parents=True)

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nightgrade.colorpipeline.finite import CLAMP, replace_nonfinite
-from nightgrade.server.cli import main
+from nightgrade.colorpipeline.io.finite import CLAMP, replace_nonfinite
+from nightgrade.server.cli.main import main
 from nightgrade.server.client import Client, RenderRequest
 from tests.conftest import read_image, write_image
 from tests.daemon_fixtures import running_daemon
@@ -86,7 +86,7 @@ def test_truncated_png_is_one_line(tmp_path: Path, tiny_weights: str, capfd) -> 
 
 
 def test_a_ray_job_reports_what_its_chunks_replaced_and_rendered_again() -> None:
-    from nightgrade.server.farm_ray import _job_summary
+    from nightgrade.server.farm.ray_jobs import _job_summary
 
     def chunk(first: int, last: int, nan: int, rerendered: int, reason: str | None) -> dict:
         return {"frames": [first, last], "frames_written": last - first + 1, "frames_skipped": 0, "seconds": 1.0,

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from nightgrade.colorpipeline.tiles import TileConfig
+from nightgrade.colorpipeline.tiling.plan import TileConfig
 from nightgrade.models.checkpoint import CheckpointMeta, save_checkpoint
 from nightgrade.models.networks import build_generator
-from nightgrade.server.cli import main
+from nightgrade.server.cli.main import main
 from tests.conftest import TINY, read_image, write_image
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -1,0 +1,226 @@
+"""`nightgrade train --mode paired`: supervised training on camera-model pairs (issue 14, item 3).
+
+The paper trains unpaired (Sec. 3-4) because night footage has no ground truth. A camera model
+with randomised parameters (``colorpipeline.lowlight``) gives pairs from any clean footage, and
+supervision learns exposure, colour and noise far faster than an adversarial game. The network is
+the tile-consistent variant of the paper's generator (``models/networks.py``: no per-tile norm,
+skips, global residual) plus the frame-level exposure branch (``models/exposure.py``); the input
+stays the paper's six channels (local Nl patch + the Nr region resized to Nl, Sec. 3.1).
+
+Loss per step: ``w * L1(local) + (1 - w) * L1(local, 4x-averaged)`` on sRGB-encoded values, with
+the paper's w = 0.9 (the coarse term weighs tone and colour over a neighbourhood, where the paper
+uses a perceptual loss on the region), plus ``lambda_ssim`` times 1 - SSIM (structure, which L1 alone
+smooths away), plus ``lambda_gain`` times the squared error of the predicted log2 exposure gains
+against the true ones (anchors the exposure branch early on). Frames are drawn balanced over
+sources (``paired_data.source_weights``) so one long clip or large package cannot dominate.
+Adam with a cosine decay of the learning rate. Resume is exact: weights, Adam moments, both RNGs.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from nightgrade.colorpipeline.tiling.plan import TileConfig
+from nightgrade.colorpipeline.errors import UsageError
+from nightgrade.colorpipeline.lowlight import CameraRanges
+from nightgrade.models.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
+from nightgrade.models.training.losses import ssim_loss
+from nightgrade.models.networks import GeneratorConfig, build_generator
+from nightgrade.models.training.paired_data import find_clean_frames, frame_height, load_clean, make_frames, source_weights
+from nightgrade.models.training.state import check_same_settings, load_train_state, save_train_state
+
+MODES = ("paired",)
+
+
+@dataclass(frozen=True)
+class PairedConfig:
+    """Everything that decides a paired run (saved in its state and exported checkpoint)."""
+
+    clean_dir: str
+    out_dir: str
+    steps: int = 20000
+    frames_per_step: int = 4
+    crops_per_frame: int = 2
+    frame_side: int = 512
+    local: int = 96
+    region: int = 288
+    infer_local: int = 256
+    ngf: int = 16
+    n_blocks: int = 6
+    n_downsample: int = 3
+    region_input: bool = True
+    norm: str = "none"
+    lr: float = 1e-3
+    w: float = 0.9
+    lambda_gain: float = 0.1
+    lambda_ssim: float = 0.15
+    warmup: int = 0             # steps of linear learning-rate warm-up (fine-tunes: fresh Adam moments)
+    balance_sources: bool = True
+    seed: int = 0
+    init: str = ""
+    checkpoint_seconds: int = 300
+    log_every: int = 25
+    model_name: str = "nightgrade"
+    model_version: str = "0.2.0"
+
+    def __post_init__(self) -> None:
+        if self.region % self.local or self.region < self.local:
+            raise UsageError(f"region ({self.region}) must be a multiple of local ({self.local})")
+        if self.local % 8 or self.infer_local % 8:
+            raise UsageError("local and infer_local must be multiples of 8")
+        if frame_height(self.frame_side) <= self.region // 2 or min(self.steps, self.frames_per_step,
+                                                                  self.crops_per_frame) < 1:
+            raise UsageError("the training frame (frame_side x 9/16) must be taller than half the region, and "
+                             "steps and batch sizes must be at least 1")
+
+    def generator_config(self) -> GeneratorConfig:
+        return GeneratorConfig(in_channels=6 if self.region_input else 3, ngf=self.ngf, n_blocks=self.n_blocks,
+                               n_downsample=self.n_downsample, norm=self.norm, skips=True, residual=True,
+                               exposure=True)
+
+
+# Settings that may differ on --resume: the budget and how often to write.
+_RESUMABLE = {"out_dir", "steps", "checkpoint_seconds", "log_every"}
+
+
+class PairedTrainer:
+    """The generator, its optimiser and the data draw of a paired run; one ``step()`` is one update."""
+
+    kind = "paired"
+
+    def __init__(self, cfg: PairedConfig) -> None:
+        self.cfg = cfg
+        torch.manual_seed(cfg.seed)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.generator = build_generator(cfg.generator_config())
+        if cfg.init:
+            self._initialise(cfg.init)
+        # every network and optimiser that a state file holds (the hybrid trainer adds its own)
+        self.nets: dict[str, torch.nn.Module] = {"G": self.generator}
+        self.optimizers = {"G": torch.optim.Adam(self.generator.parameters(), lr=cfg.lr)}
+        paths = find_clean_frames(cfg.clean_dir)
+        self.pictures = load_clean(paths, min_side=cfg.local)
+        self.weights = source_weights(paths, cfg.clean_dir) if cfg.balance_sources else None
+        self.ranges = CameraRanges()
+        self.step_index = 0
+
+    def _initialise(self, path: str) -> None:
+        loaded = load_checkpoint(path)
+        if loaded.meta.generator != self.generator.config:
+            raise UsageError(f"the initial checkpoint {path} has a different architecture than this run "
+                             f"({loaded.meta.generator} vs {self.generator.config}); train with the checkpoint's "
+                             "width, blocks and downsampling")
+        self.generator.load_state_dict(loaded.generator.state_dict())
+
+    def learning_rate(self, step: int) -> float:
+        """Cosine decay over ``steps``, after a linear warm-up: Adam's first updates move every weight
+        by about the learning rate whatever its gradient, which would undo a trained model."""
+        warm = min(1.0, (step + 1) / self.cfg.warmup) if self.cfg.warmup else 1.0
+        return warm * self.cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, step / self.cfg.steps)))
+
+    def _set_learning_rate(self) -> float:
+        lr = self.learning_rate(self.step_index)
+        for optimizer in self.optimizers.values():
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+        return lr
+
+    def paired_loss(self) -> tuple[torch.Tensor, dict[str, float]]:
+        """The supervised loss of one batch of camera-model pairs (module doc) and its terms."""
+        cfg = self.cfg
+        frames = make_frames(self.pictures, cfg.frames_per_step, cfg.frame_side, self.rng, self.ranges, self.weights)
+        gains = self.generator.exposure(frames.thumbs)
+        x, target = frames.crops(gains, cfg.local, cfg.region, cfg.crops_per_frame, self.rng, cfg.region_input)
+        y = self.generator(x)
+        fine = F.l1_loss(y, target)
+        coarse = F.l1_loss(F.avg_pool2d(y, 4), F.avg_pool2d(target, 4))
+        gain_err = F.mse_loss(gains, frames.true_gains)
+        structure = ssim_loss(y, target) if cfg.lambda_ssim else torch.zeros(())
+        loss = cfg.w * fine + (1.0 - cfg.w) * coarse + cfg.lambda_ssim * structure + cfg.lambda_gain * gain_err
+        return loss, {"loss": loss.item(), "l1": fine.item(), "coarse": coarse.item(), "gain_mse": gain_err.item(),
+                      "ssim_loss": structure.item()}
+
+    def step(self) -> dict[str, float]:
+        lr = self._set_learning_rate()
+        loss, values = self.paired_loss()
+        self.optimizers["G"].zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizers["G"].step()
+        self.step_index += 1
+        return {**values, "lr": lr}
+
+    def save(self, path: Path) -> None:
+        meta = {"step": self.step_index, "config": dataclasses.asdict(self.cfg),
+                "numpy_rng": self.rng.bit_generator.state, "kind": self.kind}
+        save_train_state(path, self.nets, self.optimizers, {"torch_rng": torch.get_rng_state()}, meta)
+
+    def resume(self, path: Path) -> None:
+        check_same_settings(path, dataclasses.asdict(self.cfg), _RESUMABLE)
+        extra, meta = load_train_state(path, self.nets, self.optimizers)
+        self.step_index = int(meta["step"])
+        self.rng.bit_generator.state = meta["numpy_rng"]
+        torch.set_rng_state(extra["torch_rng"])
+
+    def export(self, path: Path, seconds: float) -> CheckpointMeta:
+        cfg = self.cfg
+        region = round(cfg.infer_local * cfg.region / cfg.local)
+        # no machine paths in a shipped checkpoint: folders are where this run happened, not what it was
+        config = {k: v for k, v in dataclasses.asdict(cfg).items() if not k.endswith("_dir") and k != "init"}
+        training = {"mode": self.kind, "steps": self.step_index, "train_seconds": round(seconds, 1),
+                    "config": config, "clean_frames": len(self.pictures),
+                    "camera_ranges": dataclasses.asdict(self.ranges),
+                    "initialised_from": Path(cfg.init).name if cfg.init else None}
+        meta = CheckpointMeta(generator=cfg.generator_config(),
+                              tiles=TileConfig(cfg.infer_local, region, cfg.infer_local // 2),
+                              model_name=cfg.model_name, model_version=cfg.model_version, training=training)
+        return save_checkpoint(path, self.generator, meta)
+
+
+def train_paired(cfg: PairedConfig, resume: bool = False, log=print, stop_at: int | None = None,
+                 time_limit_s: float | None = None, trainer_cls: type[PairedTrainer] = PairedTrainer) -> dict[str, Any]:
+    """Run (or resume) a paired run to ``cfg.steps``; state every ``checkpoint_seconds``, then export.
+
+    ``stop_at`` (a step) or ``time_limit_s`` end this session early with the state saved, so a later
+    ``resume`` continues the same run (the schedule still spans ``cfg.steps``).
+    """
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    trainer = trainer_cls(cfg)
+    state_path = out / "train_state.safetensors"
+    if resume:
+        trainer.resume(state_path)
+    started = time.perf_counter()
+    last_save = started
+    sums: dict[str, float] = {}
+    with open(out / "losses.csv", "a") as csv:
+        end = min(cfg.steps, stop_at) if stop_at is not None else cfg.steps
+        while trainer.step_index < end:
+            values = trainer.step()
+            for k, v in values.items():
+                sums[k] = sums.get(k, 0.0) + v
+            if trainer.step_index % cfg.log_every == 0:
+                means = {k: v / cfg.log_every for k, v in sums.items()}
+                csv.write(f"{trainer.step_index}," + ",".join(f"{means[k]:.6g}" for k in sorted(means)) + "\n")
+                csv.flush()
+                log(f"step {trainer.step_index}/{cfg.steps} " + " ".join(f"{k}={means[k]:.4g}" for k in sorted(means)))
+                sums = {}
+            now = time.perf_counter()
+            if time_limit_s is not None and now - started >= time_limit_s:
+                break
+            if now - last_save >= cfg.checkpoint_seconds and trainer.step_index < end:
+                trainer.save(state_path)
+                trainer.export(out / "model.safetensors", now - started)
+                last_save = now
+    # the end of this session (budget, stop_at or time limit): state and model once
+    trainer.save(state_path)
+    meta = trainer.export(out / "model.safetensors", time.perf_counter() - started)
+    return {"steps": trainer.step_index, "seconds": round(time.perf_counter() - started, 1),
+            "model": str(out / "model.safetensors"), "digest": meta.digest}

@@ -1,0 +1,118 @@
+"""`nightgrade train`: command-line glue around models/training/paired.py and models/training/paper.py.
+
+``--mode paired`` (the default) trains the tile-consistent model on camera-model pairs made from
+``--clean`` frames; ``--init default`` (or a checkpoint path) fine-tunes from a model, e.g. on a
+user's own well-exposed plates. ``--mode paper`` is the paper's unpaired CycleGAN (``--low`` and
+``--normal`` folders), kept for reproduction. ``--mode hybrid`` starts from a paired model and adds
+the paper's adversarial and cycle terms on real ``--low`` frames (e.g. a user's night plates), with
+the paired loss on ``--clean`` frames as an anchor (models/training/hybrid.py).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+
+from nightgrade.colorpipeline.errors import UsageError
+from nightgrade.models.training.paper import TrainConfig, train
+from nightgrade.models.training.hybrid import HybridConfig, train_hybrid
+from nightgrade.models.training.paired import PairedConfig, train_paired
+
+_PAPER = TrainConfig(low_dir="", normal_dir="", out_dir="")
+_PAIRED = PairedConfig(clean_dir="", out_dir="")
+_HYBRID = {f.name: f.default for f in dataclasses.fields(HybridConfig)}  # its check needs --init and --low
+# Fields set by dedicated options (or not settable from the command line).
+_PAPER_SKIP = {"low_dir", "normal_dir", "out_dir", "region_input", "perceptual_weights"}
+_PAIRED_SKIP = {"clean_dir", "out_dir", "region_input", "init"}
+_HYBRID_SKIP = _PAIRED_SKIP | {"low_dir"}
+_FINE_TUNE = {"lr": 5e-5, "warmup": 100}  # paired mode with --init
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a model (paired camera-model pairs, or the paper's unpaired CycleGAN)",
+                       description="--mode paired (default): supervised training of the tile-consistent model on "
+                                   "pairs that the camera model makes from --clean frames; --init fine-tunes a model "
+                                   "(e.g. `--init default --clean MY_PLATES`). --mode paper: the multiscale-patch "
+                                   "CycleGAN of the paper (Sec. 3-4) on unpaired --low and --normal folders. --mode "
+                                   "hybrid: from a paired model (--init), the paper's adversarial and cycle terms on "
+                                   "real --low frames with the paired loss on --clean frames as an anchor. Writes "
+                                   "train_state.safetensors (for --resume), model.safetensors (for enhance) and "
+                                   "losses.csv under --out.")
+    p.add_argument("--mode", choices=("paired", "paper", "hybrid"),
+                   help="training mode (default: paired with --clean, paper with --low/--normal, hybrid with "
+                        "--clean and --low)")
+    p.add_argument("--clean", help="paired, hybrid: folder of well-exposed frames (searched recursively)")
+    p.add_argument("--init", help="paired, hybrid: start from this checkpoint ('default' = the shipped model)")
+    p.add_argument("--low", help="paper, hybrid: folder of real low-light frames (domain A)")
+    p.add_argument("--normal", help="paper: folder of normal-light frames (domain B)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/train_state.safetensors")
+    p.add_argument("--minutes", type=float,
+                   help="paired, hybrid: stop after this many minutes with the state saved (--resume continues the run)")
+    p.add_argument("--no-region", action="store_true",
+                   help="3-channel baseline: local patches only, no region input (the paper's ablation)")
+    p.add_argument("--perceptual-weights",
+                   help="paper: VGG19 weights (safetensors or torchvision .pth) for the perceptual loss; "
+                        "default: the VGG16 shipped in stlpips-pytorch")
+    # every config field is an option; unset ones take the chosen mode's default
+    for name in dict.fromkeys([f.name for f in dataclasses.fields(HybridConfig) if f.name not in _HYBRID_SKIP]
+                              + [f.name for f in dataclasses.fields(TrainConfig) if f.name not in _PAPER_SKIP]):
+        defaults = {mode: getattr(cfg, name) for mode, cfg in (("paired", _PAIRED), ("paper", _PAPER))
+                    if hasattr(cfg, name)}
+        if name in _HYBRID:
+            defaults["hybrid"] = _HYBRID[name]
+        default = next(iter(defaults.values()))
+        p.add_argument(f"--{name.replace('_', '-')}", type=type(default) if default is not None else int,
+                       default=None, help="(default " + ", ".join(f"{m} {v}" for m, v in defaults.items()) + ")")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+    p.set_defaults(func=run)
+
+
+def _given(args: argparse.Namespace, cfg_cls: type, skip: set[str]) -> dict:
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cfg_cls)
+            if f.name not in skip and getattr(args, f.name, None) is not None}
+
+
+def run(args: argparse.Namespace) -> int:
+    mode = args.mode or ("paper" if (args.low or args.normal) and not args.clean else
+                         "hybrid" if args.low and args.clean else "paired")
+    if mode == "paper":
+        if not args.low or not args.normal:
+            raise UsageError("--mode paper needs --low and --normal folders")
+        cfg = TrainConfig(low_dir=args.low, normal_dir=args.normal, out_dir=args.out, region_input=not args.no_region,
+                          perceptual_weights=args.perceptual_weights, **_given(args, TrainConfig, _PAPER_SKIP))
+        # The bar rewrites one line with carriage returns: right on a terminal, garbage in a log. In a
+        # log the loss CSV is the progress record, so say where it is instead.
+        terminal = sys.stderr.isatty()
+        if not (terminal or args.quiet or args.json):
+            print(f"nightgrade: training {cfg.steps} steps; progress: {os.path.join(args.out, 'losses.csv')} "
+                  "(one row per step)", file=sys.stderr, flush=True)
+        summary = train(cfg, resume=args.resume, show_progress=terminal and not (args.quiet or args.json))
+    else:
+        if not args.clean:
+            raise UsageError(f"--mode {mode} needs --clean FOLDER (well-exposed frames; see `nightgrade sample-data --full`)")
+        init = args.init or ""
+        if init == "default":
+            from nightgrade.server.render.defaults import resolve_weights
+            init = resolve_weights(None)
+        if mode == "paired" and init:
+            # a fine-tune: a gentle rate after a warm-up, unless asked otherwise (docs/model-card.md)
+            args.lr = _FINE_TUNE["lr"] if args.lr is None else args.lr
+            args.warmup = _FINE_TUNE["warmup"] if args.warmup is None else args.warmup
+        if mode == "hybrid":
+            cfg = HybridConfig(clean_dir=args.clean, out_dir=args.out, init=init, low_dir=args.low or "",
+                               region_input=not args.no_region, **_given(args, HybridConfig, _HYBRID_SKIP))
+        else:
+            cfg = PairedConfig(clean_dir=args.clean, out_dir=args.out, init=init, region_input=not args.no_region,
+                               **_given(args, PairedConfig, _PAIRED_SKIP))
+        quiet = args.quiet or args.json
+        if args.minutes is not None and args.minutes <= 0:
+            raise UsageError(f"--minutes must be > 0, got {args.minutes:g}")
+        summary = (train_hybrid if mode == "hybrid" else train_paired)(cfg, resume=args.resume, log=(lambda m: None) if quiet else print,
+                               time_limit_s=None if args.minutes is None else 60.0 * args.minutes)
+    print(json.dumps(summary, indent=2) if args.json else
+          f"trained {summary['steps']} steps in {summary['seconds']} s; model: {summary['model']}")
+    return 0

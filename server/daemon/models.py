@@ -1,0 +1,87 @@
+"""The models a daemon serves: loaded once at start, named in HELLO, chosen per request."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from nightgrade.colorpipeline import color
+from nightgrade.colorpipeline.errors import ModelError
+from nightgrade.models.engine import Engine, EngineConfig
+from nightgrade.models.onnx_export import BackendUnavailableError
+from nightgrade.server.render.defaults import resolve_weights
+
+log = logging.getLogger("nightgrade.daemon")
+
+
+def load_engine(path: str, config: EngineConfig) -> Engine:
+    """``path`` on ``config``'s backend; when that backend cannot run here (package missing, export
+    failed) the model is served by eager PyTorch instead, with a warning: a daemon starts anyway."""
+    try:
+        return Engine.from_checkpoint(path, config)
+    except BackendUnavailableError as err:
+        log.warning("backend=%s unavailable for %s: %s; serving it with the torch backend", config.backend, path, err)
+        return Engine.from_checkpoint(path, dataclasses.replace(config, backend="torch"))
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedModel:
+    """One checkpoint on the daemon's device; ``working`` is its working colourspace as named by
+    the daemon's OCIO config."""
+
+    name: str
+    path: str
+    engine: Engine
+    working: str
+    default: bool
+
+    @property
+    def digest(self) -> str:
+        return self.engine.meta.digest
+
+    def describe(self) -> dict:
+        """The WELCOME entry of docs/protocol.md."""
+        meta, tiles = self.engine.meta, self.engine.tiles
+        return {"name": self.name, "version": meta.model_version, "digest": self.digest,
+                "colorspace": self.working, "tile": tiles.local, "region": tiles.region,
+                "stride": tiles.stride, "default": self.default}
+
+
+class ModelSet:
+    """Checkpoints by name (the first is the default). Two checkpoints with the same model name
+    are told apart by a ``@digest`` suffix; a request may also name a model by its digest."""
+
+    def __init__(self, weights: Sequence[str | None], engine_config: EngineConfig, colours: color.ColorConfig) -> None:
+        paths = list(dict.fromkeys(resolve_weights(w) for w in (weights or [None])))
+        self.models: list[LoadedModel] = []
+        names: set[str] = set()
+        for index, path in enumerate(paths):
+            engine = load_engine(path, engine_config)
+            name = engine.meta.model_name
+            if name in names:
+                name = f"{name}@{engine.meta.digest[:12]}"
+            names.add(name)
+            working = color.canonical_name(colours, engine.meta.colorspace,
+                                           origin=f"the working space of {path}",
+                                           fix="serve with an OCIO config that defines it (--ocio-config)")
+            self.models.append(LoadedModel(name, path, engine, working, index == 0))
+
+    def get(self, name: str | None) -> LoadedModel:
+        """The model a request names (None: the default); ModelError naming the choices if none matches."""
+        if name is None or name == "":
+            return self.models[0]
+        for model in self.models:
+            if name in (model.name, model.digest):
+                return model
+        raise ModelError(f"no model '{name}' is loaded; loaded: {', '.join(self.names())}")
+
+    def names(self) -> list[str]:
+        return [m.name for m in self.models]
+
+    def describe(self) -> list[dict]:
+        return [m.describe() for m in self.models]
+
+    @property
+    def device(self) -> str:
+        return str(self.models[0].engine.device)
