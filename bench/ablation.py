@@ -19,10 +19,10 @@ import tempfile
 from nightgrade.models.checkpoint import read_meta
 from _common import REPO_ROOT, write_section
 
-from nightgrade.server.evaluation import evaluate
 from nightgrade.server.cli.main import main as cli_main
-from nightgrade.server.evaluation.model_checks import tile_difference
+from nightgrade.server.evaluation import evaluate
 from nightgrade.server.evaluation.methods import engine_method
+from nightgrade.server.evaluation.model_checks import tile_difference
 
 QUALITY_PATH = REPO_ROOT / "docs" / "quality.md"
 SECTION = "## Ablation at equal budget (issue 14, item 7)"

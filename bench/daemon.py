@@ -34,8 +34,9 @@ from _common import load_average, markdown_table, random_frame, run_lines, text_
 from nightgrade.colorpipeline import color
 from nightgrade.models.engine import Engine, EngineConfig
 from nightgrade.server.client import Client, DaemonUnavailable, RenderRequest, WirePixels
+from nightgrade.server.render.colour_plan import ColourPlan
 from nightgrade.server.render.defaults import resolve_weights
-from nightgrade.server.render.pipeline import ColourPlan, finish_rgb, tile_geometry, working_rgb
+from nightgrade.server.render.pipeline import finish_rgb, tile_geometry, working_rgb
 
 HEADING = "## Render daemon (issue 6)"
 SCENE = "lin_rec709"  # frames arrive scene-linear, as from an EXR plate

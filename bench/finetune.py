@@ -24,11 +24,11 @@ import numpy as np
 
 from _common import REPO_ROOT, write_section
 
-from nightgrade.server.evaluation import evaluate
 from nightgrade.server.cli.main import main as cli_main
-from nightgrade.server.render.defaults import resolve_weights
+from nightgrade.server.evaluation import evaluate
 from nightgrade.server.evaluation.methods import engine_method
 from nightgrade.server.evaluation.sample_data import _video_path, data_file, read_video_frames
+from nightgrade.server.render.defaults import resolve_weights
 
 QUALITY_PATH = REPO_ROOT / "docs" / "quality.md"
 SECTION = "## Fine-tuning on a user's own footage (issue 14, item 6)"

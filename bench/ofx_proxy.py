@@ -29,8 +29,9 @@ from _common import REPO_ROOT, load_average, markdown_table, run_lines, text_tab
 from daemon import start_daemon
 from nightgrade.colorpipeline import color
 from nightgrade.models.engine import Engine, EngineConfig
+from nightgrade.server.render.colour_plan import ColourPlan
 from nightgrade.server.render.defaults import resolve_weights, sample_clip_pattern
-from nightgrade.server.render.pipeline import ColourPlan, finish_rgb, tile_geometry, working_rgb
+from nightgrade.server.render.pipeline import finish_rgb, tile_geometry, working_rgb
 
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 from ofx_host.driver import build, job_for, read_output  # noqa: E402

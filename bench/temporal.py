@@ -34,14 +34,14 @@ import torch
 from _common import (Timing, load_average, markdown_table, run_lines, text_table, time_once, write_section)
 from nightgrade.colorpipeline.io.frame import Frame
 from nightgrade.colorpipeline.io.imageio import read_frame, write_frame
-from nightgrade.colorpipeline.temporal.motion import FlowConfig, estimate_flow, occlusion_mask
 from nightgrade.colorpipeline.temporal.average import TemporalConfig, temporal_average
+from nightgrade.colorpipeline.temporal.motion import FlowConfig, estimate_flow, occlusion_mask
+from nightgrade.colorpipeline.temporal.window import PairFlows, occlusion_beta
 from nightgrade.colorpipeline.tiling.plan import TileConfig, plan_tiles
 from nightgrade.models.checkpoint import CheckpointMeta, save_checkpoint
 from nightgrade.models.engine import Engine, EngineConfig
 from nightgrade.models.networks import GeneratorConfig, build_generator
 from nightgrade.server.render.pipeline import RenderOptions
-from nightgrade.colorpipeline.temporal.window import PairFlows, occlusion_beta
 from nightgrade.server.render.temporal import TemporalRenderConfig, render_temporal
 
 HEADING = "## Temporal window (issue 5)"

@@ -31,8 +31,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 
-from nightgrade.colorpipeline.io.atomic import write_bytes
 from nightgrade.colorpipeline.errors import ModelError, OutputError
+from nightgrade.colorpipeline.io.atomic import write_bytes
 from nightgrade.colorpipeline.tiling.plan import TileConfig
 from nightgrade.models.networks import Generator, GeneratorConfig, config_from_dict
 

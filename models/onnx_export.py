@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from nightgrade.colorpipeline.io.atomic import atomic_target
 from nightgrade.colorpipeline.errors import UsageError
+from nightgrade.colorpipeline.io.atomic import atomic_target
 from nightgrade.models.checkpoint import weights_digest
 from nightgrade.models.networks import Generator
 

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from nightgrade.colorpipeline.evaluation.baselines import (GammaClaheNlmConfig, auto_gamma, gamma_clahe_nlm,
-                                                histogram_matcher, identity)
-from nightgrade.colorpipeline.lowlight import CameraModel, simulate_low_light
+                                                           histogram_matcher, identity)
 from nightgrade.colorpipeline.evaluation.metrics import psnr
+from nightgrade.colorpipeline.lowlight import CameraModel, simulate_low_light
 
 
 def _scene(seed: int, height: int = 72, width: int = 96) -> np.ndarray:

@@ -12,11 +12,11 @@ import pytest
 import zmq
 
 from nightgrade.colorpipeline.errors import (ColorError, InputError, ModelError, NightGradeError, ServiceError,
-                                              UsageError)
+                                             UsageError)
 from nightgrade.server import protocol as P
 from nightgrade.server.client import (Client, DaemonError, DaemonUnavailable, RenderRequest, WirePixels)
 from nightgrade.server.protocol.curve import (CurveClientConfig, CurveServerConfig, check_bind, configure_server,
-                                     generate_keypair, is_local_endpoint, load_keypair)
+                                              generate_keypair, is_local_endpoint, load_keypair)
 
 
 def standard(message: P.Message, daemon: FakeDaemon) -> list:

@@ -8,16 +8,16 @@ import pytest
 
 from nightgrade.colorpipeline import color
 from nightgrade.colorpipeline.color import (
-    BUILTIN_CONFIG,
-    ColorConfig,
-    canonical_name,
-    convert,
-    describe_colorspaces,
-    load_config,
-    resolve_colorspace,
-    restore_highlights,
-    split_highlights,
-)
+                                            BUILTIN_CONFIG,
+                                            ColorConfig,
+                                            canonical_name,
+                                            convert,
+                                            describe_colorspaces,
+                                            load_config,
+                                            resolve_colorspace,
+                                            restore_highlights,
+                                            split_highlights,
+                                            )
 from nightgrade.colorpipeline.errors import ColorError
 
 STUDIO = ColorConfig(BUILTIN_CONFIG)

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from nightgrade.colorpipeline.errors import InputError, ModelError
+from nightgrade.colorpipeline.evaluation.metrics import flicker_error, psnr, ssim
 from nightgrade.colorpipeline.io.frame import Frame
 from nightgrade.colorpipeline.io.imageio import WriteOptions, read_frame, read_header, write_frame
-from nightgrade.colorpipeline.evaluation.metrics import flicker_error, psnr, ssim
+from nightgrade.server.cli import evaluate as evaluate_cli
 from nightgrade.server.evaluation import evaluate as ev
 
 CLIPS = {"a": (4, 48, 64), "a_dark2": (4, 48, 64), "b": (3, 40, 56)}  # frames, height, width
@@ -151,13 +152,13 @@ def test_missing_or_mismatched_clips_are_input_errors(tmp_path: Path) -> None:
 
 def _args(eval_dir: Path, out: Path, *extra: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    ev.add_arguments(parser)
+    evaluate_cli.add_arguments(parser)
     return parser.parse_args([str(eval_dir), "--out", str(out / "quality.md"), "--sheet", str(out / "sheet.png"),
                               "--quiet", *extra])
 
 
 def test_run_scores_baselines_and_the_callers_models(eval_dir: Path, tmp_path: Path) -> None:
-    assert ev.run(_args(eval_dir, tmp_path, "--max-frames", "2"), {"nightgrade": Oracle()},
+    assert evaluate_cli.run(_args(eval_dir, tmp_path, "--max-frames", "2"), {"nightgrade": Oracle()},
                   {"nightgrade": "the shipped model"}) == 0
     text = (tmp_path / "quality.md").read_text()
     for method in ("identity", "histogram-match", "gamma-clahe-nlm", "nightgrade"):
@@ -167,10 +168,10 @@ def test_run_scores_baselines_and_the_callers_models(eval_dir: Path, tmp_path: P
 
 
 def test_run_baselines_only_skips_models_and_needs_a_reference(eval_dir: Path, tmp_path: Path) -> None:
-    ev.run(_args(eval_dir, tmp_path, "--max-frames", "2", "--baselines-only"), {"nightgrade": Oracle()})
+    evaluate_cli.run(_args(eval_dir, tmp_path, "--max-frames", "2", "--baselines-only"), {"nightgrade": Oracle()})
     assert "nightgrade" not in (tmp_path / "quality.md").read_text().split("## Methods")[1]
     with pytest.raises(InputError, match="reference"):
-        ev.run(_args(eval_dir, tmp_path, "--reference", str(tmp_path / "missing.png")))
+        evaluate_cli.run(_args(eval_dir, tmp_path, "--reference", str(tmp_path / "missing.png")))
 
 
 class Smoother:
@@ -188,7 +189,7 @@ class Smoother:
 
 def test_whole_clip_methods_get_every_frame_once_and_the_temporal_section(eval_dir: Path, tmp_path: Path) -> None:
     smoother = Smoother()
-    ev.run(_args(eval_dir, tmp_path, "--max-frames", "3", "--models-only"),
+    evaluate_cli.run(_args(eval_dir, tmp_path, "--max-frames", "3", "--models-only"),
            {"nightgrade": lambda frame: frame * 2.0, "nightgrade-temporal": smoother})
     text = (tmp_path / "quality.md").read_text()
     assert smoother.calls == len(CLIPS)

@@ -17,8 +17,8 @@ import pytest
 import ray
 
 from nightgrade.colorpipeline.errors import InputError, UsageError
-from nightgrade.server.cli.main import main
 from nightgrade.colorpipeline.temporal.average import TemporalConfig
+from nightgrade.server.cli.main import main
 from nightgrade.server.farm.progress import FarmProgress
 from nightgrade.server.farm.ray_jobs import RayConfig, _cpus_per_gpu, plan_chunks, render_on_ray, run_chunks, start_pool
 from nightgrade.server.render.pipeline import RenderOptions, plan_sequence, render_sequence

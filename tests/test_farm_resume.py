@@ -14,9 +14,9 @@ import pytest
 
 from nightgrade.colorpipeline.io import imageio
 from nightgrade.colorpipeline.temporal.average import TemporalConfig
-from nightgrade.server.render import pipeline as render
 from nightgrade.server.cli.main import main
 from nightgrade.server.farm.resume import ExpectedOutput, expected_output, output_is_complete
+from nightgrade.server.render import pipeline as render
 from nightgrade.server.render.pipeline import RenderOptions, render_sequence
 from nightgrade.server.render.temporal import TemporalRenderConfig, render_temporal
 from tests.conftest import read_image, write_image

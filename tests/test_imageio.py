@@ -8,8 +8,8 @@ import numpy as np
 import OpenImageIO as oiio
 import pytest
 
-from nightgrade.colorpipeline.io import imageio
 from nightgrade.colorpipeline.errors import InputError, OutputError, UsageError
+from nightgrade.colorpipeline.io import imageio
 from nightgrade.colorpipeline.io.frame import Frame
 from nightgrade.colorpipeline.io.imageio import WriteOptions, check_output, read_frame, read_header, write_frame
 

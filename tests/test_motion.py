@@ -8,7 +8,7 @@ import skimage.data
 
 from nightgrade.colorpipeline.errors import InputError, UsageError
 from nightgrade.colorpipeline.temporal.motion import (FlowConfig, endpoint_error, estimate_flow, flow_magnitude,
-                                             occlusion_mask, resize_flow, warp)
+                                                      occlusion_mask, resize_flow, warp)
 from nightgrade.colorpipeline.temporal.wavelet_refine import WaveletRefineConfig
 
 

@@ -13,10 +13,10 @@ from safetensors.torch import save_file
 
 from nightgrade.colorpipeline.errors import ModelError, UsageError
 from nightgrade.models.training.perceptual import (
-    PerceptualConfig,
-    load_feature_network,
-    stlpips_weights_path,
-)
+                                                   PerceptualConfig,
+                                                   load_feature_network,
+                                                   stlpips_weights_path,
+                                                   )
 
 # torchvision VGG19 ``features``: conv indices per stage; each conv is followed by a ReLU, each
 # stage after the first starts with a 2x2 stride-2 max pool

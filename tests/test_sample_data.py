@@ -14,7 +14,7 @@ import pytest
 from nightgrade.colorpipeline.errors import InputError, OutputError, UsageError
 from nightgrade.colorpipeline.io.imageio import read_frame
 from nightgrade.colorpipeline.lowlight import CameraModel, CameraRanges, srgb_to_linear
-from nightgrade.server.evaluation import sample_data
+from nightgrade.server.cli import sample_data as sample_data_cli
 from nightgrade.server.evaluation.sample_data import EvalClip, SampleDataConfig, build_sample_data, data_file, read_video_frames
 
 TINY = SampleDataConfig(
@@ -178,10 +178,10 @@ def test_bad_configs_are_usage_or_input_errors(tmp_path: Path) -> None:
 
 def test_cli_glue_builds_with_the_given_counts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     parser = argparse.ArgumentParser()
-    sample_data.add_arguments(parser)
+    sample_data_cli.add_arguments(parser)
     args = parser.parse_args([str(tmp_path / "cli"), "--seed", "9", "--stops", "4", "--train-low-frames", "1",
                               "--train-normal-frames", "1", "--eval-frames", "2"])
-    assert sample_data.run(args) == 0
+    assert sample_data_cli.run(args) == 0
     manifest = json.loads((tmp_path / "cli" / "manifest.json").read_text())
     assert manifest["seed"] == 9 and manifest["camera"]["stops"] == 4.0
     assert manifest["eval"]["bikes_late_dark2"]["stops"] == 6.0

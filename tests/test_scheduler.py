@@ -10,7 +10,7 @@ import pytest
 
 from nightgrade.colorpipeline.errors import UsageError
 from nightgrade.server.daemon.scheduler import (BATCH, CANCELLED, DEADLINE, INTERACTIVE, DuplicateJob, Job, QueueFull,
-                                         Scheduler, SchedulerClosed)
+                                                Scheduler, SchedulerClosed)
 
 
 class FakeClock:

@@ -10,8 +10,8 @@ import zmq
 from daemon_fixtures import RawPeer, labelled_frame, render_fields, running_daemon
 from nightgrade.server import protocol as P
 from nightgrade.server.client import Client
-from nightgrade.server.daemon.server import Daemon
 from nightgrade.server.daemon.scheduler import BATCH, CANCELLED, INTERACTIVE, Job, Scheduler
+from nightgrade.server.daemon.server import Daemon
 
 
 def _job(rid: str, lane: str, peer: bytes = b"p", priority: str = INTERACTIVE) -> Job:

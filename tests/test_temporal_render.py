@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
-from nightgrade.colorpipeline.lowlight import CameraModel, simulate_low_light
 from nightgrade.colorpipeline.evaluation.metrics import flicker_error, ghosting_error
 from nightgrade.colorpipeline.io.sequence import resolve_input
+from nightgrade.colorpipeline.lowlight import CameraModel, simulate_low_light
 from nightgrade.colorpipeline.temporal.average import TemporalConfig, temporal_average
 from nightgrade.models.engine import Engine
 from nightgrade.server.cli.main import main

@@ -4,8 +4,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from nightgrade.colorpipeline.temporal.motion import FlowConfig
 from nightgrade.colorpipeline.temporal.average import TemporalConfig, lost_beyond, temporal_average
+from nightgrade.colorpipeline.temporal.motion import FlowConfig
 from nightgrade.colorpipeline.temporal.window import PairFlows, smooth_sequence
 
 SIZE = 64

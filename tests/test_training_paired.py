@@ -12,8 +12,8 @@ import torch
 from nightgrade.colorpipeline.errors import InputError, UsageError
 from nightgrade.models.checkpoint import load_checkpoint, read_meta
 from nightgrade.models.training.losses import ssim_loss
-from nightgrade.models.training.paired_data import source_weights
 from nightgrade.models.training.paired import PairedConfig, train_paired
+from nightgrade.models.training.paired_data import source_weights
 from nightgrade.server.cli.main import main
 
 

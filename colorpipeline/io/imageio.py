@@ -21,8 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 import OpenImageIO as oiio
 
-from nightgrade.colorpipeline.io.atomic import atomic_target
 from nightgrade.colorpipeline.errors import InputError, OutputError, UsageError
+from nightgrade.colorpipeline.io.atomic import atomic_target
+from nightgrade.colorpipeline.io.formats import FORMATS, FormatRules, choose_compression, choose_depth, format_rules
 from nightgrade.colorpipeline.io.frame import DEPTHS, Frame, depth_of, resolve_channels
 from nightgrade.colorpipeline.io.native_stderr import quiet_decoder
 from nightgrade.colorpipeline.io.sequence import SequenceSpec
@@ -37,34 +38,6 @@ _ENCODING_ATTRIBUTES = (
     "tiff:PlanarConfiguration", "tiff:RowsPerStrip", "dpx:ImageDescriptor", "dpx:Packing",
     "dpx:EndOfLinePadding", "dpx:EndOfImagePadding",
 )
-
-
-@dataclass(frozen=True)
-class FormatRules:
-    """What one output format can store."""
-
-    name: str
-    depths: tuple[str, ...]
-    default_depth: str
-    compressions: tuple[str, ...]
-    default_compression: str | None
-    colour_and_alpha_only: bool  # no room for extra channels (Z, AOVs)
-    display_window: bool  # stores a data window different from the display window
-    negative_origin: bool
-
-
-_EXR = FormatRules("OpenEXR", ("half", "float"), "half",
-                   ("none", "rle", "zip", "zips", "piz", "pxr24", "b44", "b44a", "dwaa", "dwab"), "zip",
-                   False, True, True)
-_TIFF = FormatRules("TIFF", ("8", "16", "float"), "16", ("none", "lzw", "zip", "packbits"), "zip",
-                    False, False, False)
-FORMATS: dict[str, FormatRules] = {
-    ".exr": _EXR,
-    ".dpx": FormatRules("DPX", ("8", "10", "12", "16"), "10", ("none",), None, True, True, False),
-    ".tif": _TIFF,
-    ".tiff": _TIFF,
-    ".png": FormatRules("PNG", ("8", "16"), "16", ("zip",), None, True, False, False),
-}
 
 
 @dataclass(frozen=True)
@@ -175,34 +148,25 @@ def check_output(path: str, options: WriteOptions = WriteOptions(), info: Sequen
     """Fail early (OutputError) if ``path`` cannot be written: extension, depth, compression, folder,
     and with ``info`` whether the format can hold the sequence's channels."""
     rules = format_rules(path)
-    _choose_depth(rules, options.bit_depth, None, path)
-    _choose_compression(rules, options.compression, "", path)
+    choose_depth(rules, options.bit_depth, None, path)
+    choose_compression(rules, options.compression, "", path)
     _check_folder(path)
     if info is not None:
         rgb, alpha = resolve_channels(info.channels, info.reference)
         _channel_plan(info.channels, rgb, alpha, rules, options.drop_extra_channels, path)
 
 
-def format_rules(path: str) -> FormatRules:
-    """The rules for ``path``'s extension; OutputError for an extension NightGrade does not write."""
-    ext = os.path.splitext(path)[1].lower()
-    if ext not in FORMATS:
-        shown = f"extension {ext!r} is not an output format" if ext else "it has no extension to name a format"
-        raise OutputError(f"cannot write {path}: {shown}; use {', '.join(FORMATS)}")
-    return FORMATS[ext]
-
-
 def output_depth(path: str, options: WriteOptions, source_depth: str | None) -> str:
     """The depth ``write_frame`` will use for ``path`` (``frame.DEPTHS``); OutputError as it would."""
-    return _choose_depth(format_rules(path), options.bit_depth, source_depth, path)
+    return choose_depth(format_rules(path), options.bit_depth, source_depth, path)
 
 
 def write_frame(path: str, frame: Frame, options: WriteOptions = WriteOptions()) -> None:
     """Write ``frame`` to ``path`` atomically, with the source's metadata and all its channels."""
     rules = format_rules(path)
     _check_folder(path)
-    depth = _choose_depth(rules, options.bit_depth, frame.source_depth, path)
-    compression = _choose_compression(
+    depth = choose_depth(rules, options.bit_depth, frame.source_depth, path)
+    compression = choose_compression(
         rules, options.compression, frame.header.get_string_attribute("compression", ""), path)
     plan = _channel_plan(frame.channel_names, frame.rgb_indices, frame.alpha_index, rules,
                          options.drop_extra_channels, path)
@@ -276,30 +240,6 @@ def _check_folder(path: str) -> None:
         raise OutputError(f"cannot write {path}: it is a folder; give a file name or pattern")
 
 
-def _choose_depth(rules: FormatRules, requested: str | None, source: str | None, path: str) -> str:
-    if requested is not None:
-        if requested not in rules.depths:
-            raise OutputError(
-                f"cannot write {path}: {rules.name} cannot store {requested} bit depth; "
-                f"choose {', '.join(rules.depths)}"
-            )
-        return requested
-    return source if source in rules.depths else rules.default_depth
-
-
-def _choose_compression(rules: FormatRules, requested: str | None, source: str, path: str) -> str | None:
-    if requested is not None:
-        name, _, level = requested.lower().partition(":")
-        if name not in rules.compressions or (level and not level.replace(".", "", 1).isdigit()):
-            raise OutputError(
-                f"cannot write {path}: {rules.name} compression {requested!r} is not supported; "
-                f"choose {', '.join(rules.compressions)}"
-            )
-        return requested.lower()
-    inherited = source.lower().partition(":")[0]
-    return inherited if inherited in rules.compressions else rules.default_compression
-
-
 def _channel_plan(names: tuple[str, ...], rgb: tuple[int, int, int], alpha: int | None,
                   rules: FormatRules, drop_extra: bool, path: str) -> list[int]:
     """Source channel indices in output order: EXR keeps the source order, others put RGB(A) first."""
@@ -312,7 +252,7 @@ def _channel_plan(names: tuple[str, ...], rgb: tuple[int, int, int], alpha: int 
             f"cannot write {path}: {rules.name} holds only RGB and alpha, not {','.join(names[i] for i in extras)}; "
             "write .exr or .tif, or drop the extra channels"
         )
-    return list(range(len(names))) if rules is _EXR else colour + extras
+    return list(range(len(names))) if rules is FORMATS[".exr"] else colour + extras
 
 
 def _output_spec(frame: Frame, plan: list[int], rules: FormatRules, depth: str,
@@ -328,7 +268,7 @@ def _output_spec(frame: Frame, plan: list[int], rules: FormatRules, depth: str,
     spec.channelnames = names
     spec.set_format(oiio.TypeDesc(_TYPES[depth]))
     colour = set(frame.rgb_indices) | {frame.alpha_index}
-    if rules is _EXR:
+    if rules is FORMATS[".exr"]:
         # Extra channels (Z, AOVs) keep their own precision: a float depth pass must not become half.
         kept = [depth if i in colour or frame.channel_depths[i] not in rules.depths else frame.channel_depths[i]
                 for i in plan]

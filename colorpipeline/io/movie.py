@@ -33,8 +33,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from nightgrade.colorpipeline.io.atomic import atomic_target
 from nightgrade.colorpipeline.errors import ColorError, InputError, OutputError
+from nightgrade.colorpipeline.io.atomic import atomic_target
 
 MOVIE_EXTENSIONS = frozenset({".mov", ".mp4", ".m4v", ".mkv", ".mxf", ".avi"})
 

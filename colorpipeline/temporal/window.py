@@ -23,8 +23,8 @@ from typing import Protocol
 
 import numpy as np
 
-from nightgrade.colorpipeline.temporal.motion import FlowConfig, estimate_flow, occlusion_mask
 from nightgrade.colorpipeline.temporal.average import TemporalConfig, temporal_average, window_offsets
+from nightgrade.colorpipeline.temporal.motion import FlowConfig, estimate_flow, occlusion_mask
 
 # Forward-backward test constant of motion.occlusion_mask (Sundaram et al. 2010, eq. 5), in
 # pixels squared of the flow's working resolution.

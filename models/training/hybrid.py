@@ -22,11 +22,11 @@ import numpy as np
 import torch
 
 from nightgrade.colorpipeline.errors import UsageError
-from nightgrade.models.training import losses
 from nightgrade.models.exposure import thumbnail
 from nightgrade.models.networks import DiscriminatorConfig, GeneratorConfig, build_discriminator, build_generator
-from nightgrade.models.training.paired_data import PairedFrames, draw_picture, find_clean_frames, load_clean, random_framing
+from nightgrade.models.training import losses
 from nightgrade.models.training.paired import PairedConfig, PairedTrainer, train_paired
+from nightgrade.models.training.paired_data import PairedFrames, draw_picture, find_clean_frames, load_clean, random_framing
 
 
 @dataclass(frozen=True)

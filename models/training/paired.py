@@ -28,12 +28,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nightgrade.colorpipeline.tiling.plan import TileConfig
 from nightgrade.colorpipeline.errors import UsageError
 from nightgrade.colorpipeline.lowlight import CameraRanges
+from nightgrade.colorpipeline.tiling.plan import TileConfig
 from nightgrade.models.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
-from nightgrade.models.training.losses import ssim_loss
 from nightgrade.models.networks import GeneratorConfig, build_generator
+from nightgrade.models.training.losses import ssim_loss
 from nightgrade.models.training.paired_data import find_clean_frames, frame_height, load_clean, make_frames, source_weights
 from nightgrade.models.training.state import check_same_settings, load_train_state, save_train_state
 

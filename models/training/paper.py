@@ -26,12 +26,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from nightgrade.colorpipeline.tiling.plan import TileConfig
 from nightgrade.colorpipeline.errors import UsageError
-from nightgrade.models.training import losses
+from nightgrade.colorpipeline.tiling.plan import TileConfig
 from nightgrade.models.checkpoint import CheckpointMeta, save_checkpoint
 from nightgrade.models.networks import (DiscriminatorConfig, GeneratorConfig, build_discriminator,
                                         build_generator)
+from nightgrade.models.training import losses
 from nightgrade.models.training.patches import load_domain, sample_patches
 from nightgrade.models.training.perceptual import PerceptualConfig, load_feature_network
 from nightgrade.models.training.report import TrainReport

@@ -15,8 +15,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from nightgrade.colorpipeline.io.atomic import atomic_target
 from nightgrade.colorpipeline.errors import ModelError, OutputError
+from nightgrade.colorpipeline.io.atomic import atomic_target
 
 STATE_KEY = "nightgrade-train"
 STATE_VERSION = 1

@@ -5,7 +5,7 @@ import argparse
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    from nightgrade.server.evaluation import evaluate, sample_data
+    from nightgrade.server.cli import evaluate, sample_data
 
     p = sub.add_parser("sample-data", help="build training and paired evaluation frames from packaged footage")
     sample_data.add_arguments(p)
@@ -30,7 +30,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from nightgrade.server.evaluation import evaluate
+    from nightgrade.server.cli import evaluate
     from nightgrade.server.render.defaults import resolve_weights
     from nightgrade.server.evaluation.methods import TemporalMethod, engine_method
 

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from nightgrade.colorpipeline.errors import NightGradeError
+from nightgrade.server import package_version
 from nightgrade.server.cli import commands
 from nightgrade.server.cli import serve as serve_cli
 from nightgrade.server.cli import train as train_cli
@@ -302,18 +303,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _package_version() -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version("nightgrade")
-    except metadata.PackageNotFoundError:  # running from a source tree that was never installed
-        return "unknown (not installed)"
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nightgrade", description="NightGrade low-light enhancement")
-    parser.add_argument("--version", action="version", version=f"nightgrade {_package_version()}")
+    parser.add_argument("--version", action="version", version=f"nightgrade {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_enhance(sub)
     _add_info(sub)

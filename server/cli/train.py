@@ -16,9 +16,9 @@ import os
 import sys
 
 from nightgrade.colorpipeline.errors import UsageError
-from nightgrade.models.training.paper import TrainConfig, train
 from nightgrade.models.training.hybrid import HybridConfig, train_hybrid
 from nightgrade.models.training.paired import PairedConfig, train_paired
+from nightgrade.models.training.paper import TrainConfig, train
 
 _PAPER = TrainConfig(low_dir="", normal_dir="", out_dir="")
 _PAIRED = PairedConfig(clean_dir="", out_dir="")

@@ -14,103 +14,23 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
-from importlib import metadata
 from typing import Any
 
 import numpy as np
 import zmq
 
 from nightgrade.colorpipeline.errors import InputError, UsageError
+from nightgrade.server import package_version
 from nightgrade.server import protocol as P
+# The error classes and request types live in errors.py and requests.py; importable from here.
+from nightgrade.server.client.errors import (DaemonColorError, DaemonError, DaemonInputError,  # noqa: F401
+                                             DaemonModelError, DaemonServiceError, DaemonUnavailable,
+                                             DaemonUsageError, daemon_error)
+from nightgrade.server.client.requests import RenderRequest, RenderResult, WirePixels  # noqa: F401
 from nightgrade.server.protocol.curve import CurveClientConfig, check_endpoint, client_keys
 from nightgrade.server.protocol.endpoint_check import nothing_listens
-# The error classes live in daemon_errors; they are importable from here, where they are raised.
-from nightgrade.server.client.errors import (DaemonColorError, DaemonError, DaemonInputError,  # noqa: F401
-                                            DaemonModelError, DaemonServiceError, DaemonUnavailable,
-                                            DaemonUsageError, daemon_error)
 
 _MAX_WAIT_S = 7 * 24 * 3600.0  # a week: beyond any render, and finite (inf overflowed the poll timeout)
-
-
-def _version() -> str:
-    try:
-        return metadata.version("nightgrade")
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
-@dataclass(frozen=True)
-class WirePixels:
-    """One frame as sent: top-down rows of ``format`` samples and their digest, hashed once, so a
-    sliding temporal window can reuse a neighbour's pixels across renders."""
-
-    buffer: memoryview = field(repr=False, compare=False)
-    width: int
-    height: int
-    channels: int
-    format: str
-    row_bytes: int
-    digest: str
-
-    @classmethod
-    def from_array(cls, array: np.ndarray, fmt: str = "float32") -> WirePixels:
-        """(H, W, 3|4) pixels converted to ``fmt`` (no copy when they already are, contiguous)."""
-        try:
-            buffer, row_bytes = P.array_to_buffer(array, fmt)
-        except P.ProtocolError as err:
-            raise InputError(f"cannot send these pixels: {err.message}") from None
-        height, width, channels = np.shape(array)
-        return cls(buffer, width, height, channels, fmt, row_bytes,
-                   P.digest_pixels(buffer, width, height, channels, fmt, row_bytes))
-
-    @classmethod
-    def from_buffer(cls, buffer: Any, width: int, height: int, channels: int, fmt: str, row_bytes: int,
-                    digest: str | None = None) -> WirePixels:
-        """Rows already in wire layout (padding allowed); hashed here unless ``digest`` is given."""
-        try:
-            view = P.byte_view(buffer)
-            digest = digest or P.digest_pixels(view, width, height, channels, fmt, row_bytes)
-        except (P.ProtocolError, TypeError, ValueError) as err:
-            raise InputError(f"cannot send this buffer: {err}") from None
-        return cls(view, width, height, channels, fmt, row_bytes, digest)
-
-    def layout(self) -> tuple[int, int, int, str, int]:
-        return self.width, self.height, self.channels, self.format, self.row_bytes
-
-
-@dataclass(frozen=True)
-class RenderRequest:
-    """What a RENDER/HAVE asks for besides the pixels (sizes come from them). ``format`` is used
-    when arrays are converted; pixels passed as WirePixels keep theirs."""
-
-    clip: str
-    frame: int
-    scale: float = 1.0
-    model: str | None = None
-    window: tuple[int, int, int, int] | None = None
-    format: str = "float32"
-    colorspace: str | None = None
-    output_colorspace: str | None = None
-    params: P.RenderParams = P.RenderParams()
-    priority: str = "batch"
-    deadline_ms: int | None = None
-    supersede: bool = False  # drop this connection's waiting requests of the same clip (scrubbing)
-
-
-@dataclass(frozen=True)
-class RenderResult:
-    """A RESULT: ``pixels`` float32 (h, w, c) of ``window``; ``header`` holds every key sent."""
-
-    frame: int
-    window: tuple[int, int, int, int]
-    colorspace: str
-    model: str
-    generator_passes: int
-    frames_averaged: float
-    seconds: float
-    pixels: np.ndarray = field(repr=False, compare=False)
-    header: dict[str, Any] = field(repr=False, compare=False)
 
 
 class Client:
@@ -127,7 +47,7 @@ class Client:
                              f"render timeout {render_timeout_s}, retries {retries}")
         self.endpoint, self.timeout_s, self.retries, self.curve = endpoint, timeout_s, retries, curve
         self.render_timeout_s = render_timeout_s
-        self.name = name or f"nightgrade-python {_version()}"
+        self.name = name or f"nightgrade-python {package_version()}"
         self.limits: P.Limits | None = None  # known after hello(): lets render() refuse oversize frames itself
         self._own_context = context is None
         self._context = context or zmq.Context()

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from nightgrade.colorpipeline.errors import (ColorError, InputError, ModelError, NightGradeError, ServiceError,
-                                              UsageError)
+                                             UsageError)
 from nightgrade.server import protocol as P
 
 

@@ -24,8 +24,8 @@ from nightgrade.colorpipeline.temporal.average import TemporalConfig, window_off
 from nightgrade.server import protocol as proto
 from nightgrade.server.client import Client, RenderRequest, WirePixels
 from nightgrade.server.protocol.curve import CurveClientConfig
-from nightgrade.server.render.progress import TileProgress
 from nightgrade.server.render.pipeline import RenderOptions, input_output_colorspaces, plan_sequence
+from nightgrade.server.render.progress import TileProgress
 from nightgrade.server.render.temporal import window_extent
 
 

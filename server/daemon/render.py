@@ -40,8 +40,9 @@ from nightgrade.colorpipeline.tiling.plan import TileConfig
 from nightgrade.server import protocol as proto
 from nightgrade.server.daemon.models import LoadedModel, ModelSet
 from nightgrade.server.render.cache_keys import KeyContext
+from nightgrade.server.render.colour_plan import ColourPlan
 from nightgrade.server.render.frame_cache import FrameCache, content_key
-from nightgrade.server.render.pipeline import ColourPlan, finish_rgb, tile_geometry, working_rgb
+from nightgrade.server.render.pipeline import finish_rgb, tile_geometry, working_rgb
 
 
 @dataclass(frozen=True, eq=False)

@@ -23,7 +23,6 @@ import contextlib
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import zmq
@@ -34,67 +33,19 @@ from nightgrade.colorpipeline.temporal.motion import FlowConfig
 from nightgrade.colorpipeline.temporal.window import PairFlows
 from nightgrade.colorpipeline.tiling.batches import BatchInfo, run_tiled_many
 from nightgrade.models.engine import EngineConfig
+from nightgrade.server import package_version
 from nightgrade.server import protocol as proto
-from nightgrade.server.protocol.curve import CurveServerConfig, bind, check_bind, check_server, configure_server
+from nightgrade.server.daemon.config import Counters, DaemonConfig
 from nightgrade.server.daemon.models import ModelSet
 from nightgrade.server.daemon.render import RenderWork, finish, needed, picture_context, prepare
-from nightgrade.server.render.frame_cache import FrameCache
 from nightgrade.server.daemon.scheduler import DuplicateJob, Job, QueueFull, Scheduler
+from nightgrade.server.protocol.curve import bind, check_bind, check_server, configure_server
+from nightgrade.server.render.frame_cache import FrameCache
 
 log = logging.getLogger("nightgrade.daemon")
 MB = 2**20
 _POLL_MS = 100
 _RESULTS = "inproc://nightgrade-results-{}"
-
-
-@dataclass(frozen=True)
-class DaemonConfig:
-    """``nightgrade serve`` options. ``cache_mb``: enhanced frames kept in memory; ``flow_cache_mb``:
-    reverse flows kept for the temporal window; ``max_jobs``: requests whose tiles share generator
-    batches (None: 8 on CUDA; 1 on a CPU, where bigger batches measured slower per tile, see
-    docs/benchmarks.md "Cross-request tile batching")."""
-
-    bind: str = proto.DEFAULT_ENDPOINT
-    weights: tuple[str, ...] = ()
-    device: str = "auto"
-    batch: int | None = None
-    backend: str = "auto"
-    cache_mb: int = 4096
-    cache_dir: str | None = None
-    flow_cache_mb: int = 1024
-    max_queue: int = 64
-    max_jobs: int | None = None
-    ocio_config: str | None = None
-    curve: CurveServerConfig | None = None
-    insecure: bool = False
-    limits: proto.Limits = field(default_factory=proto.Limits)
-
-    def __post_init__(self) -> None:
-        for name in ("cache_mb", "flow_cache_mb"):
-            if getattr(self, name) < 0:
-                raise UsageError(f"--{name.replace('_', '-')} {getattr(self, name)} is negative")
-        if self.max_queue < 1:
-            raise UsageError(f"--max-queue {self.max_queue} must be at least 1")
-        if self.max_jobs is not None and self.max_jobs < 1:
-            raise UsageError(f"--max-jobs {self.max_jobs} must be at least 1")
-
-
-class Counters:
-    """What STATS reports beyond the scheduler and the cache; updated from both threads."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.values = dict.fromkeys(("served", "errors", "generator_passes", "tiles", "batches",
-                                     "cross_request_batches"), 0)
-
-    def add(self, **counts: int) -> None:
-        with self._lock:
-            for name, value in counts.items():
-                self.values[name] += value
-
-    def snapshot(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self.values)
 
 
 class Daemon:
@@ -201,7 +152,7 @@ class Daemon:
         if isinstance(req, proto.Hello):
             version = proto.negotiate_version(req)
             self._send(router, peer, envelope, proto.reply(
-                proto.WELCOME, req.id, version=version, server=f"nightgrade {_version()}",
+                proto.WELCOME, req.id, version=version, server=f"nightgrade {package_version()}",
                 models=self.models.describe(), device=self.models.device,
                 limits=self.cfg.limits.as_dict() | {"max_queue": self.cfg.max_queue},
                 ocio_config=color.config_source(self.cfg.ocio_config)[0], features=list(proto.FEATURES)))
@@ -394,12 +345,3 @@ def _device_memory(models: ModelSet) -> dict[str, int]:
         return {"allocated_bytes": 0, "reserved_bytes": 0, "total_bytes": 0}
     return {"allocated_bytes": torch.cuda.memory_allocated(device), "reserved_bytes": torch.cuda.memory_reserved(device),
             "total_bytes": torch.cuda.get_device_properties(device).total_memory}
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("nightgrade")
-    except PackageNotFoundError:
-        return "unknown"

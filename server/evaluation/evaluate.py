@@ -15,7 +15,6 @@ Per clip and method: PSNR and SSIM (means over frames) and the flicker error, al
 """
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import math
@@ -29,10 +28,10 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from nightgrade.colorpipeline.errors import InputError, ModelError, OutputError
 from nightgrade.colorpipeline.evaluation import metrics
 from nightgrade.colorpipeline.evaluation.baselines import gamma_clahe_nlm, histogram_matcher, identity
 from nightgrade.colorpipeline.io.atomic import atomic_target
-from nightgrade.colorpipeline.errors import InputError, ModelError, OutputError
 from nightgrade.colorpipeline.io.frame import Frame
 from nightgrade.colorpipeline.io.imageio import WriteOptions, read_frame, write_frame
 
@@ -141,8 +140,8 @@ def evaluate(eval_dir: str, methods: Mapping[str, Method], max_frames: int | Non
 
 def _evaluate_clip(folder: str, clip: str, files: list[str], methods: Mapping[str, Method],
                    progress: Callable[[str, int, int], None] | None) -> tuple[list[ClipScore], Sample]:
-    lows = [_read_rgb(os.path.join(folder, "low", name)) for name in files]
-    gts = [_read_rgb(os.path.join(folder, "gt", name)) for name in files]
+    lows = [read_rgb(os.path.join(folder, "low", name)) for name in files]
+    gts = [read_rgb(os.path.join(folder, "gt", name)) for name in files]
     outputs: dict[str, list[np.ndarray]] = {}
     seconds: dict[str, float] = {}
     total = len(files) * len(methods)
@@ -334,10 +333,10 @@ def _data_lines(eval_dir: str) -> list[str]:
 
 def read_frame_of(eval_dir: str, clip: str, half: str, name: str) -> np.ndarray:
     """Frame ``name`` of a clip's ``low`` or ``gt`` half as float32 sRGB RGB in [0, 1]."""
-    return _read_rgb(os.path.join(eval_dir, clip, half, name))
+    return read_rgb(os.path.join(eval_dir, clip, half, name))
 
 
-def _read_rgb(path: str) -> np.ndarray:
+def read_rgb(path: str) -> np.ndarray:
     return np.array(read_frame(path).rgb, dtype=np.float32, copy=True)
 
 
@@ -374,47 +373,9 @@ def _write_text(path: str, text: str) -> None:
         raise OutputError(f"cannot write {path}: {err.strerror or err}") from err
 
 
-def _report_progress(clip: str, done: int, total: int) -> None:
+def report_progress(clip: str, done: int, total: int) -> None:
     """A rewritten line on a terminal; one line per finished clip in logs (no carriage returns there)."""
     if sys.stderr.isatty():
         print(f"\r{clip}: frame {done}/{total}", end="\n" if done == total else "", file=sys.stderr, flush=True)
     elif done == total:
         print(f"{clip}: {total} frames scored", file=sys.stderr, flush=True)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of `nightgrade evaluate`; pair with ``run`` (the caller turns weights into methods)."""
-    parser.add_argument("eval_dir", help="folder of paired clips (<clip>/low, <clip>/gt), e.g. DIR/eval")
-    parser.add_argument("--weights", "-w", help="NightGrade checkpoint to score (default: the shipped model)")
-    parser.add_argument("--baseline-weights", help="plain 3-channel CycleGAN checkpoint trained with the same budget")
-    parser.add_argument("--reference", help="bright image for histogram matching (default: EVAL_DIR/reference.png)")
-    # Defaults under out/ (git-ignored): a run from any folder must not overwrite a checkout's docs.
-    parser.add_argument("--out", default="out/evaluate/quality.md", help="markdown report (default: %(default)s)")
-    parser.add_argument("--sheet", default="out/evaluate/contact-sheet.png", help="contact sheet (default: %(default)s)")
-    parser.add_argument("--max-frames", type=int, help="score only the first N frames of each clip")
-    parser.add_argument("--baselines-only", action="store_true", help="skip the learned models")
-    parser.add_argument("--models-only", action="store_true", help="skip the classical baselines")
-    parser.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
-
-
-def run(args: argparse.Namespace, model_methods: Mapping[str, Method] | None = None,
-        model_descriptions: Mapping[str, str] | None = None, goals: GoalNames = GoalNames(),
-        extra: Callable[[Mapping[str, Method]], list[str]] | None = None) -> int:
-    """Score the baselines plus ``model_methods`` (built by the caller from --weights) and write the outputs.
-
-    ``extra(methods)`` returns more report lines (the caller's checks that need torch)."""
-    reference_path = args.reference or os.path.join(args.eval_dir, "reference.png")
-    if not os.path.isfile(reference_path):
-        raise InputError(f"no reference image {reference_path} for histogram matching; pass --reference IMAGE")
-    methods: dict[str, Method] = {} if args.models_only else \
-        baseline_methods(_read_rgb(reference_path))
-    descriptions = dict(BASELINE_DESCRIPTIONS)
-    if not args.baselines_only:
-        methods.update(model_methods or {})
-        descriptions.update(model_descriptions or {})
-    results = evaluate(args.eval_dir, methods, args.max_frames, None if args.quiet else _report_progress)
-    write_quality_report(results, args.out, descriptions, goals, extra(methods) if extra else [])
-    width, height = write_contact_sheet(results, args.sheet)
-    print(f"wrote {args.out} ({len(results.clips)} clips x {len(methods)} methods) and {args.sheet} "
-          f"({width}x{height})")
-    return 0

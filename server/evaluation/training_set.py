@@ -33,7 +33,7 @@ import numpy as np
 
 from nightgrade.colorpipeline.errors import InputError, OutputError
 from nightgrade.server.evaluation.training_sources import (EMBEDDED_EXTENSIONS, SOURCES, STILL_EXTENSIONS, VIDEO_EXTENSIONS,
-                                                Source, check_sources)
+                                                           Source, check_sources)
 
 MANIFEST_FORMAT = "nightgrade-training-set/1"
 #: A picture whose 256-px thumbnail is this flat (share of pixels with |Laplacian| < 0.5 code

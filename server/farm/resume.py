@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import OpenImageIO as oiio
 
+from nightgrade.colorpipeline.io.formats import FORMATS, format_rules
 from nightgrade.colorpipeline.io.frame import resolve_channels
-from nightgrade.colorpipeline.io.imageio import FORMATS, format_rules
 from nightgrade.colorpipeline.io.native_stderr import quiet_decoder
 from nightgrade.colorpipeline.tiling.plan import proxy_size
 

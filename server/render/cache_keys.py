@@ -18,8 +18,8 @@ import numpy as np
 
 from nightgrade.colorpipeline.tiling.plan import TileConfig
 from nightgrade.models.engine import Engine
-from nightgrade.server.render.frame_cache import content_key
 from nightgrade.server.protocol.pixels import digest_pixels, tight_row_bytes
+from nightgrade.server.render.frame_cache import content_key
 
 _WHAT = "generator output for the in-range working image"
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from nightgrade.colorpipeline.io.atomic import atomic_target
 from nightgrade.colorpipeline.errors import InputError
+from nightgrade.colorpipeline.io.atomic import atomic_target
 from nightgrade.colorpipeline.io.imageio import read_frame
 from nightgrade.colorpipeline.temporal.average import MAX_RADIUS, TemporalConfig
 from nightgrade.server.render.defaults import resolve_weights, sample_clip_pattern

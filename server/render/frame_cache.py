@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 import OpenImageIO as oiio
 
-from nightgrade.colorpipeline.io.atomic import atomic_target, remove_stale_temps
 from nightgrade.colorpipeline.errors import OutputError
+from nightgrade.colorpipeline.io.atomic import atomic_target, remove_stale_temps
 
 _KEY_SCHEME = b"nightgrade-frame-key-1"
 _KEY_PATTERN = re.compile(r"[0-9a-f]{16,128}")

@@ -23,14 +23,15 @@ from nightgrade.colorpipeline import color
 from nightgrade.colorpipeline.errors import OutputError, UsageError
 from nightgrade.colorpipeline.io.frame import Frame
 from nightgrade.colorpipeline.io.imageio import (WriteOptions, check_output, output_depth, probe_sequence, read_frame,
-                                              write_frame)
+                                                 write_frame)
 from nightgrade.colorpipeline.io.movie import TAGGED, MovieWriter, is_movie, probe_movie, read_movie, tagged_colorspace
 from nightgrade.colorpipeline.io.sequence import (SequenceSpec, has_frame_token, output_path_for, parse_frames,
-                                               resolve_input)
+                                                  resolve_input)
 from nightgrade.colorpipeline.tiling.plan import proxy_size
+from nightgrade.server.render.colour_plan import ColourPlan, input_colorspace
+from nightgrade.server.render.pipeline import (RenderOptions, enhance_frame, load_engine,
+                                               tile_config_for)
 from nightgrade.server.render.progress import TileProgress
-from nightgrade.server.render.pipeline import (ColourPlan, RenderOptions, enhance_frame, input_colorspace, load_engine,
-                                      tile_config_for)
 
 _DAILY_RATE = Fraction(24)  # an image sequence has no rate; dailies default to 24 fps
 

@@ -26,24 +26,24 @@ from typing import Any
 
 import cv2
 import numpy as np
-import OpenImageIO as oiio
 
 from nightgrade.colorpipeline import color
-from nightgrade.colorpipeline.io.atomic import remove_stale_temps
 from nightgrade.colorpipeline.controls import EXPOSURE_RANGE, ControlRangeError, Controls, apply_controls
 from nightgrade.colorpipeline.errors import OutputError, UsageError
+from nightgrade.colorpipeline.io.atomic import remove_stale_temps
 from nightgrade.colorpipeline.io.finite import NonFinite, finite_output, replace_nonfinite
-from nightgrade.colorpipeline.io.frame import Frame, depth_of
-from nightgrade.colorpipeline.io.imageio import (SequenceInfo, WriteOptions, check_output, output_depth,
-                                              probe_sequence, read_frame, read_header, write_frame)
+from nightgrade.colorpipeline.io.frame import Frame
+from nightgrade.colorpipeline.io.imageio import (SequenceInfo, WriteOptions, check_output,
+                                                 probe_sequence, read_frame, read_header, write_frame)
 from nightgrade.colorpipeline.io.sequence import SequenceSpec, output_path_for, resolve_input
 from nightgrade.colorpipeline.tiling.plan import TileConfig, plan_tiles, proxy_size
 from nightgrade.models.checkpoint import read_meta
 from nightgrade.models.engine import Engine, EngineConfig
-from nightgrade.server.render.defaults import resolve_weights
 from nightgrade.server.farm.resume import completed_frames, expected_output
-from nightgrade.server.render.record import mismatch, normalised, with_record
+from nightgrade.server.render.colour_plan import ColourPlan, input_output_colorspaces, plan_colours
+from nightgrade.server.render.defaults import resolve_weights
 from nightgrade.server.render.progress import TileProgress
+from nightgrade.server.render.record import mismatch, normalised, with_record
 
 
 @dataclass(frozen=True)
@@ -92,54 +92,6 @@ class RenderOptions:
     def controls(self) -> Controls:
         """The colourist controls around the model output (``colorpipeline.controls``)."""
         return Controls(self.luma_denoise, self.chroma_denoise, self.detail)
-
-
-@dataclass(frozen=True)
-class ColourPlan:
-    """The three colourspaces of a render, resolved once per sequence; ``output_rule`` says why the
-    output one was chosen (``color.output_colorspace``), for the stderr line and ``--json``."""
-
-    config: color.ColorConfig
-    input: str
-    working: str
-    output: str
-    output_rule: str = "given"
-
-
-def plan_colours(opts: RenderOptions, first_path: str, working_name: str, output_path: str,
-                 write_options: WriteOptions) -> ColourPlan:
-    """Resolve input (user, metadata, format default), working (checkpoint) and output spaces."""
-    config = color.ColorConfig(opts.ocio_config)
-    source, output, rule = input_output_colorspaces(opts, first_path, config, output_path, write_options)
-    working = color.canonical_name(config, working_name, origin="the checkpoint's working space",
-                                   fix="use an OCIO config that defines it (--ocio-config)")
-    return ColourPlan(config, source, working, output, rule)
-
-
-def input_output_colorspaces(opts: RenderOptions, first_path: str, config: color.ColorConfig, output_path: str,
-                             write_options: WriteOptions) -> tuple[str, str, str]:
-    """(input colourspace of a sequence (user, metadata, format default), output colourspace (user,
-    else ``color.output_colorspace`` for the file ``output_path`` at its depth), why that output)."""
-    header = read_header(first_path)
-    source = input_colorspace(opts, first_path, config, header)
-    if opts.output_colorspace:
-        return source, color.canonical_name(config, opts.output_colorspace, origin="--output-colorspace"), "given"
-    depth = output_depth(output_path, write_options, depth_of(header.format,
-                                                              header.get_int_attribute("oiio:BitsPerSample", 0)))
-    output, rule = color.output_colorspace(config, source, os.path.splitext(output_path)[1],
-                                           is_float=depth in ("half", "float"))
-    return source, output, rule
-
-
-def input_colorspace(opts: RenderOptions, first_path: str, config: color.ColorConfig,
-                     header: oiio.ImageSpec | None = None) -> str:
-    """The input colourspace of a sequence: the user's, else metadata, else the format default."""
-    header = header if header is not None else read_header(first_path)
-    chroma = header.getattribute("chromaticities")
-    return color.resolve_colorspace(
-        config, opts.input_colorspace, header.get_string_attribute("oiio:ColorSpace", ""),
-        os.path.splitext(first_path)[1], is_float=header.format.basetype in (oiio.HALF, oiio.FLOAT, oiio.DOUBLE),
-        chromaticities=chroma, source=first_path)
 
 
 def tile_config_for(opts: RenderOptions, engine: Engine) -> TileConfig:
@@ -374,12 +326,6 @@ def load_engine(opts: RenderOptions) -> Engine:
     """The generator of a render: ``opts.weights`` (else the shipped model) placed per ``opts``."""
     return Engine.from_checkpoint(resolve_weights(opts.weights), EngineConfig(
         device=opts.device, batch_size=opts.batch, compile=opts.compile, backend=opts.backend))
-
-
-def prepare_render(opts: RenderOptions, frames: str | None = None, engine: Engine | None = None) -> RenderSetup:
-    """Check everything that can be checked before rendering (``plan_sequence``), then set up the
-    pixel path (``setup_for``)."""
-    return setup_for(plan_sequence(opts, frames), engine)
 
 
 def setup_for(plan: SequencePlan, engine: Engine | None = None) -> RenderSetup:

@@ -55,16 +55,16 @@ from typing import Any
 import numpy as np
 
 from nightgrade.colorpipeline.errors import OutputError, UsageError
-from nightgrade.colorpipeline.temporal.motion import FlowConfig
 from nightgrade.colorpipeline.io.sequence import SequenceSpec, resolve_input
 from nightgrade.colorpipeline.temporal.average import TemporalConfig, window_offsets
+from nightgrade.colorpipeline.temporal.motion import FlowConfig
 from nightgrade.colorpipeline.temporal.window import PairFlows, smooth_frame
 from nightgrade.models.engine import Engine
-from nightgrade.server.render.flow_store import BoundaryFlows
 from nightgrade.server.render.cache_keys import KeyContext
+from nightgrade.server.render.flow_store import BoundaryFlows
 from nightgrade.server.render.frame_cache import FrameCache
-from nightgrade.server.render.progress import TileProgress
 from nightgrade.server.render.pipeline import RenderOptions, RenderSetup, finish_frame, plan_sequence, setup_for, to_working
+from nightgrade.server.render.progress import TileProgress
 
 MB = 2**20
 

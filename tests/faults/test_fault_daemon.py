@@ -14,9 +14,9 @@ import zmq
 
 from nightgrade.colorpipeline.errors import UsageError
 from nightgrade.server import protocol as P
+from nightgrade.server.cli.serve import _limits
 from nightgrade.server.client import Client, DaemonUnavailable, RenderRequest
 from nightgrade.server.daemon.scheduler import BATCH, Job, OverBudget, Scheduler
-from nightgrade.server.cli.serve import _limits
 from tests.daemon_fixtures import RawPeer, free_port, render_fields, running_daemon, start_serve, stop_process, \
     wait_ready
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nightgrade.colorpipeline.tiling.plan import TileConfig
-from nightgrade.colorpipeline.io import atomic, imageio
 from nightgrade.colorpipeline.errors import OutputError
+from nightgrade.colorpipeline.io import atomic, imageio
 from nightgrade.colorpipeline.io.frame import Frame
+from nightgrade.colorpipeline.tiling.plan import TileConfig
 from nightgrade.models.checkpoint import CheckpointMeta, save_checkpoint
 from nightgrade.models.networks import build_generator
 from nightgrade.server.render.frame_cache import FrameCache

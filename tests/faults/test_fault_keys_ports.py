@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from nightgrade.colorpipeline.errors import InputError, UsageError
-from nightgrade.server.protocol import curve
 from nightgrade.server.cli.main import main
 from nightgrade.server.client import Client
+from nightgrade.server.protocol import curve
 from nightgrade.server.protocol.curve import CurveClientConfig, generate_keypair
 from tests.daemon_fixtures import NIGHTGRADE, free_port
 
