@@ -209,3 +209,16 @@ def write_section(heading: str, body: str, path: Path = RESULTS_PATH) -> None:
     tmp = path.with_suffix(".md.tmp")
     tmp.write_text(replace_section(text, heading, body))
     tmp.replace(path)
+
+
+QUALITY_PATH = REPO_ROOT / "docs" / "quality.md"
+
+
+def report_quality_section(lines: list[str], write_docs: bool) -> int:
+    """Print a quality benchmark's section (its heading first in ``lines``) and, with ``write_docs``,
+    put it into docs/quality.md in place of the previous run's; returns the exit status 0."""
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if write_docs:
+        write_section(lines[0], text.split("\n", 1)[1], QUALITY_PATH)
+    return 0

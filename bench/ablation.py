@@ -17,14 +17,13 @@ import sys
 import tempfile
 
 from nightgrade.models.checkpoint import read_meta
-from _common import REPO_ROOT, write_section
+from _common import report_quality_section
 
 from nightgrade.server.cli.main import main as cli_main
 from nightgrade.server.evaluation import evaluate
 from nightgrade.server.evaluation.methods import engine_method
 from nightgrade.server.evaluation.model_checks import tile_difference
 
-QUALITY_PATH = REPO_ROOT / "docs" / "quality.md"
 SECTION = "## Ablation at equal budget (issue 14, item 7)"
 VARIANTS = {"6-ch, no norm (shipped design)": [], "3-ch, no norm": ["--no-region"],
             "6-ch, per-tile InstanceNorm": ["--norm", "instance"]}
@@ -60,11 +59,7 @@ def main() -> int:
              "each evaluation clip (mean over the clips that are not `_dark` twins).", "",
              "| variant | steps | PSNR (dB) | SSIM | tile 256 vs 384 |", "|---|---:|---:|---:|---:|"]
     lines += [f"| {n} | {s} | {p:.2f} | {q:.4f} | {100 * d:.3f} % |" for n, s, p, q, d in rows]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.write_docs:
-        write_section(SECTION, text.split("\n", 1)[1], QUALITY_PATH)
-    return 0
+    return report_quality_section(lines, args.write_docs)
 
 
 if __name__ == "__main__":

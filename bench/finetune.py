@@ -22,7 +22,7 @@ import time
 import cv2
 import numpy as np
 
-from _common import REPO_ROOT, write_section
+from _common import report_quality_section
 
 from nightgrade.server.cli.main import main as cli_main
 from nightgrade.server.evaluation import evaluate
@@ -30,7 +30,6 @@ from nightgrade.server.evaluation.methods import engine_method
 from nightgrade.server.evaluation.sample_data import _video_path, data_file, read_video_frames
 from nightgrade.server.render.defaults import resolve_weights
 
-QUALITY_PATH = REPO_ROOT / "docs" / "quality.md"
 SECTION = "## Fine-tuning on a user's own footage (issue 14, item 6)"
 
 
@@ -83,11 +82,7 @@ def main() -> int:
     for c in clips:
         (p0, s0), (p1, s1) = before[c], after[c]
         lines.append(f"| {c} | {p0:.2f} | {p1:.2f} | {p1 - p0:+.2f} | {s0:.4f} | {s1:.4f} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.write_docs:
-        write_section(SECTION, text.split("\n", 1)[1], QUALITY_PATH)
-    return 0
+    return report_quality_section(lines, args.write_docs)
 
 
 if __name__ == "__main__":

@@ -53,6 +53,19 @@ void double_range(OfxPropertySetHandle p, double value, double min, double max, 
   props::set_int(p, kOfxParamPropDigits, 0, digits);
 }
 
+// A plain double with its default and ranges; nullptr when the host refused it.
+OfxPropertySetHandle define_double(OfxParamSetHandle set, const Spec& spec, double value, double min, double max,
+                                   double display_min, double display_max, double increment, int digits) {
+  OfxPropertySetHandle p = define(set, spec);
+  if (p != nullptr) double_range(p, value, min, max, display_min, display_max, increment, digits);
+  return p;
+}
+
+// A 0..1 amount (mix, denoise, detail, split position) shown with two digits.
+OfxPropertySetHandle define_fraction(OfxParamSetHandle set, const Spec& spec, double value) {
+  return define_double(set, spec, value, 0.0, 1.0, 0.0, 1.0, 0.01, 2);
+}
+
 void still(OfxPropertySetHandle p) { props::set_int(p, kOfxParamPropAnimates, 0, 0); }
 
 // Values that only steer the connection need no re-render when they change.
@@ -81,10 +94,10 @@ bool define_params(OfxParamSetHandle set) {
   props::set_int(p, kOfxParamPropSecret, 0, 1);
   still(p);
 
-  p = define(set, {kOfxParamTypeDouble, kMix, "Mix",
-                   "Blend of the enhanced frame with the original: 0 = original, 1 = fully enhanced.", nullptr});
+  p = define_fraction(set, {kOfxParamTypeDouble, kMix, "Mix",
+                            "Blend of the enhanced frame with the original: 0 = original, 1 = fully "
+                            "enhanced.", nullptr}, 1.0);
   if (p == nullptr) return false;
-  double_range(p, 1.0, 0.0, 1.0, 0.0, 1.0, 0.01, 2);
 
   p = define(set, {kOfxParamTypeBoolean, kTemporal, "Temporal smoothing",
                    "Average motion-compensated neighbouring frames against flicker. Slower: the host must supply "
@@ -100,12 +113,12 @@ bool define_params(OfxParamSetHandle set) {
   int_range(p, kMaxRadius, 0, kMaxRadius, 0, kMaxRadius);
   still(p);
 
-  p = define(set, {kOfxParamTypeDouble, kMaxMotion, "Max motion (px)",
-                   "Largest motion between neighbouring frames, in full-resolution pixels, that temporal smoothing "
-                   "follows; it is scaled with proxy renders.",
-                   nullptr});
+  p = define_double(set, {kOfxParamTypeDouble, kMaxMotion, "Max motion (px)",
+                          "Largest motion between neighbouring frames, in full-resolution pixels, that temporal "
+                          "smoothing "
+                          "follows; it is scaled with proxy renders.",
+                          nullptr}, 256.0, 1.0, 4096.0, 1.0, 512.0, 1.0, 0);
   if (p == nullptr) return false;
-  double_range(p, 256.0, 1.0, 4096.0, 1.0, 512.0, 1.0, 0);
   still(p);
 
   p = define(set, {kOfxParamTypeString, kColorspace, "Input colourspace",
@@ -119,37 +132,36 @@ bool define_params(OfxParamSetHandle set) {
   props::set_string(p, kOfxParamPropStringMode, 0, kOfxParamStringIsSingleLine);
   still(p);
 
-  p = define(set, {kOfxParamTypeDouble, kExposure, "Exposure (stops)",
-                   "Brighter or darker than the model's own exposure, in stops, applied before the network so "
-                   "noise and colour are handled at the new level: 0 = the model's choice.",
-                   nullptr});
+  p = define_double(set, {kOfxParamTypeDouble, kExposure, "Exposure (stops)",
+                          "Brighter or darker than the model's own exposure, in stops, applied before the network so "
+                          "noise and colour are handled at the new level: 0 = the model's choice.",
+                          nullptr}, 0.0, -kMaxExposure, kMaxExposure, -kMaxExposure, kMaxExposure, 0.1, 2);
   if (p == nullptr) return false;
-  double_range(p, 0.0, -kMaxExposure, kMaxExposure, -kMaxExposure, kMaxExposure, 0.1, 2);
 
   p = define(set, {kOfxParamTypeGroup, kLookGroup, "Look", "Denoise strength and detail of the enhanced frame.",
                    nullptr});
   if (p != nullptr) props::set_int(p, kOfxParamPropGroupOpen, 0, 1);
 
-  p = define(set, {kOfxParamTypeDouble, kLumaDenoise, "Luma denoise",
-                   "How much of the model's brightness-noise removal to keep: 1 = all of it, 0 = the input's grain "
-                   "at the enhanced brightness.",
-                   kLookGroup});
+  p = define_fraction(set, {kOfxParamTypeDouble, kLumaDenoise, "Luma denoise",
+                            "How much of the model's brightness-noise removal to keep: 1 = all of it, 0 = the "
+                            "input's grain "
+                            "at the enhanced brightness.",
+                            kLookGroup}, 1.0);
   if (p == nullptr) return false;
-  double_range(p, 1.0, 0.0, 1.0, 0.0, 1.0, 0.01, 2);
 
-  p = define(set, {kOfxParamTypeDouble, kChromaDenoise, "Chroma denoise",
-                   "How much of the model's colour-noise removal to keep: 1 = all of it, 0 = the input's colour "
-                   "noise.",
-                   kLookGroup});
+  p = define_fraction(set, {kOfxParamTypeDouble, kChromaDenoise, "Chroma denoise",
+                            "How much of the model's colour-noise removal to keep: 1 = all of it, 0 = the input's "
+                            "colour "
+                            "noise.",
+                            kLookGroup}, 1.0);
   if (p == nullptr) return false;
-  double_range(p, 1.0, 0.0, 1.0, 0.0, 1.0, 0.01, 2);
 
-  p = define(set, {kOfxParamTypeDouble, kDetail, "Detail",
-                   "The input's finest luma detail put back on the enhanced frame: 0 = none (the model's look), "
-                   "1 = all of it (with its noise).",
-                   kLookGroup});
+  p = define_fraction(set, {kOfxParamTypeDouble, kDetail, "Detail",
+                            "The input's finest luma detail put back on the enhanced frame: 0 = none (the model's "
+                            "look), "
+                            "1 = all of it (with its noise).",
+                            kLookGroup}, 0.0);
   if (p == nullptr) return false;
-  double_range(p, 0.0, 0.0, 1.0, 0.0, 1.0, 0.01, 2);
 
   p = define(set, {kOfxParamTypeChoice, kView, "View",
                    "Enhanced: the node's result. Original: the input, untouched (a quick before). Split: the "
@@ -161,10 +173,10 @@ bool define_params(OfxParamSetHandle set) {
   props::set_int(p, kOfxParamPropDefault, 0, 0);
   still(p);
 
-  p = define(set, {kOfxParamTypeDouble, kSplit, "Split position",
-                   "Split view: the fraction of the frame's width, from the left, that shows the original.", nullptr});
+  p = define_fraction(set, {kOfxParamTypeDouble, kSplit, "Split position",
+                            "Split view: the fraction of the frame's width, from the left, that shows the "
+                            "original.", nullptr}, 0.5);
   if (p == nullptr) return false;
-  double_range(p, 0.5, 0.0, 1.0, 0.0, 1.0, 0.01, 2);
   still(p);
 
   p = define(set, {kOfxParamTypeString, kStatus, "Status",
@@ -207,20 +219,20 @@ bool define_params(OfxParamSetHandle set) {
   props::set_string(p, kOfxParamPropDefault, 0, kDefaultAddress);
   still(p);
 
-  p = define(set, {kOfxParamTypeDouble, kTimeout, "Timeout (s)",
-                   "Longest a render waits for the daemon. A daemon that stops answering fails sooner (Heartbeat).",
-                   adv});
+  p = define_double(set, {kOfxParamTypeDouble, kTimeout, "Timeout (s)",
+                          "Longest a render waits for the daemon. A daemon that stops answering fails sooner "
+                          "(Heartbeat).",
+                          adv}, 120.0, 1.0, 3600.0, 1.0, 600.0, 1.0, 1);
   if (p == nullptr) return false;
-  double_range(p, 120.0, 1.0, 3600.0, 1.0, 600.0, 1.0, 1);
   no_render(p);
   still(p);
 
-  p = define(set, {kOfxParamTypeDouble, kHeartbeat, "Heartbeat (s)",
-                   "Seconds without any answer from the daemon (it answers PING while busy) after which it counts "
-                   "as dead and the render fails.",
-                   adv});
+  p = define_double(set, {kOfxParamTypeDouble, kHeartbeat, "Heartbeat (s)",
+                          "Seconds without any answer from the daemon (it answers PING while busy) after which it "
+                          "counts "
+                          "as dead and the render fails.",
+                          adv}, 10.0, 0.5, 600.0, 1.0, 60.0, 0.5, 1);
   if (p == nullptr) return false;
-  double_range(p, 10.0, 0.5, 600.0, 1.0, 60.0, 0.5, 1);
   no_render(p);
   still(p);
 
