@@ -53,7 +53,7 @@ from functools import lru_cache
 import numpy as np
 import PyOpenColorIO as ocio
 
-from nightgrade.colorpipeline.errors import ColorError
+from nightgrade.colorpipeline.errors import ColorError, setting
 
 BUILTIN_CONFIG = "ocio://studio-config-latest"
 BUFFER = "buffer"  # ``output_colorspace`` of a host's in-memory image rather than a file
@@ -106,7 +106,7 @@ _PRIMARIES_TOLERANCE = 2e-3
 # measured no slower on 8K frames.
 _OPTIMIZATION = ocio.OPTIMIZATION_LOSSLESS
 _PIXELS_PER_CHUNK = 1 << 18
-_FIX = "pass --input-colorspace NAME (`nightgrade colorspaces` lists them)"
+_FIX = f"pass {setting('input_colorspace')} NAME (`nightgrade colorspaces` lists them)"
 # ExceptionMissingFile does not derive from ocio.Exception.
 _OCIO_ERRORS = (ocio.Exception, ocio.ExceptionMissingFile)
 
@@ -121,7 +121,7 @@ class ColorConfig:
 def config_source(path: str | None = None) -> tuple[str, str]:
     """The config to load and where that choice came from (for messages): (path or URI, origin)."""
     if path:
-        return _normalise(path), "--ocio-config"
+        return _normalise(path), setting("ocio_config")
     env = os.environ.get("OCIO", "").strip()
     if env:
         return _normalise(env), "$OCIO"
@@ -139,7 +139,7 @@ def load_config(path: str | None = None) -> ocio.Config:
         return _load(source)
     except _OCIO_ERRORS as err:
         raise ColorError(f"cannot load OCIO config '{source}' (from {origin}): {_one_line(err)}; "
-                         "fix the path or pass --ocio-config with a valid OCIO 2 config") from None
+                         f"fix the path or pass {setting('ocio_config')} with a valid OCIO 2 config") from None
 
 
 @lru_cache(maxsize=8)
@@ -151,7 +151,7 @@ def _one_line(err: BaseException) -> str:
     return " ".join(str(err).split())
 
 
-def canonical_name(config: ColorConfig, name: str, *, origin: str = "--input-colorspace",
+def canonical_name(config: ColorConfig, name: str, *, origin: str = setting("input_colorspace"),
                    fix: str = _FIX) -> str:
     """The config's own name for ``name`` (a name, alias, role or OpenImageIO legacy name).
 

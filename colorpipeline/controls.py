@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from nightgrade.colorpipeline.errors import UsageError
+from nightgrade.colorpipeline.errors import UsageError, setting
 
 TEXTURE_SIGMA = 8.0  # full-res px: the band where the model's denoise acts on grain
 DETAIL_SIGMA = 1.0  # full-res px: the finest detail band
@@ -46,11 +46,7 @@ class ControlRangeError(UsageError):
 
     def __init__(self, field: str, value: object, fix: str, bounds: tuple[float, float] = (0.0, 1.0)) -> None:
         self.field, self.value, self.fix, self.bounds = field, value, fix, bounds
-        super().__init__(self.naming(field.replace("_", " ")))
-
-    def naming(self, name: str) -> str:
-        """The message with the control called ``name`` (a flag, a protocol field)."""
-        return f"{name} {self.value!r} is outside {self.bounds[0]:g}..{self.bounds[1]:g}: {self.fix}"
+        super().__init__(f"{setting(field)} {value!r} is outside {bounds[0]:g}..{bounds[1]:g}: {fix}")
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from nightgrade.colorpipeline.errors import UsageError
+from nightgrade.colorpipeline.errors import UsageError, setting
 from nightgrade.models.activation_memory import peak_live_elements
 from nightgrade.models.backends import BACKENDS, tile_forward
 from nightgrade.models.checkpoint import CheckpointMeta, load_checkpoint
@@ -95,7 +95,7 @@ def resolve_device(spec: str) -> torch.device:
         raise UsageError(f"unknown device {spec!r}: use auto, cpu, cuda or cuda:N")
     if not torch.cuda.is_available():
         raise UsageError(f"device {spec!r} asked for but CUDA is not available to torch {torch.__version__}: "
-                         "use --device cpu (or auto)")
+                         f"use {setting('device')} cpu (or auto)")
     count = torch.cuda.device_count()
     index = int(match.group(1)) if match.group(1) is not None else torch.cuda.current_device()
     if index >= count:

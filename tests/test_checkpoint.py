@@ -15,13 +15,13 @@ from safetensors.torch import load_file, save_file
 from nightgrade.colorpipeline.errors import ModelError
 from nightgrade.colorpipeline.tiling.plan import TileConfig
 from nightgrade.models.checkpoint import (
-                                          METADATA_KEY,
-                                          CheckpointMeta,
-                                          load_checkpoint,
-                                          read_meta,
-                                          save_checkpoint,
-                                          weights_digest,
-                                          )
+    METADATA_KEY,
+    CheckpointMeta,
+    load_checkpoint,
+    read_meta,
+    save_checkpoint,
+    weights_digest,
+)
 from nightgrade.models.networks import GeneratorConfig, build_generator
 
 CFG = GeneratorConfig(ngf=8, n_blocks=2)

@@ -216,3 +216,17 @@ def test_look_controls_validate_and_reach_the_pixels(tmp_path: Path, tiny_weight
     np.testing.assert_array_equal(outs["defaults"], outs["plain"])
     assert float(np.abs(outs["grain"] - outs["plain"]).max()) > 1e-3
     assert json.loads(out)["controls"] == {"luma_denoise": 0.0, "chroma_denoise": 1.0, "detail": 0.5}
+
+
+def test_lower_layers_name_settings_and_the_cli_shows_its_flags(capsys) -> None:
+    from nightgrade.colorpipeline.errors import UsageError, setting
+    from nightgrade.server.cli.flags import flag
+    from nightgrade.server.protocol import field_name
+
+    err = UsageError(f"{setting('max_motion')} 0 is not above 0; or lower {setting('low_dir')}")
+    assert str(err) == "max_motion 0 is not above 0; or lower low_dir"          # domain terms
+    assert err.naming(flag) == "--max-motion 0 is not above 0; or lower --low"   # the CLI's words
+    assert err.naming(field_name).startswith("params.max_motion 0")            # the daemon's words
+    # end to end: a bad value from the command line comes back naming the flag the user typed
+    assert main(["enhance", "in.####.exr", "out/", "--scale", "1.5"]) == 2
+    assert "--scale 1.5 is outside" in capsys.readouterr().err

@@ -8,17 +8,18 @@ import pytest
 
 from nightgrade.colorpipeline import color
 from nightgrade.colorpipeline.color import (
-                                            BUILTIN_CONFIG,
-                                            ColorConfig,
-                                            canonical_name,
-                                            convert,
-                                            describe_colorspaces,
-                                            load_config,
-                                            resolve_colorspace,
-                                            restore_highlights,
-                                            split_highlights,
-                                            )
+    BUILTIN_CONFIG,
+    ColorConfig,
+    canonical_name,
+    convert,
+    describe_colorspaces,
+    load_config,
+    resolve_colorspace,
+    restore_highlights,
+    split_highlights,
+)
 from nightgrade.colorpipeline.errors import ColorError
+from nightgrade.server.cli.flags import flag
 
 STUDIO = ColorConfig(BUILTIN_CONFIG)
 LINEAR = "Linear Rec.709 (sRGB)"
@@ -75,7 +76,7 @@ def test_unloadable_config_is_one_line_color_error_naming_path(tmp_path, monkeyp
         monkeypatch.setenv("OCIO", str(broken))
     with pytest.raises(ColorError) as err:
         resolve_colorspace(config, "ACEScg", None, "exr")
-    message = str(err.value)
+    message = err.value.naming(flag)  # as the CLI prints it
     assert str(broken) in message and origin in message and "\n" not in message
 
 
@@ -85,7 +86,7 @@ def test_missing_config_file_is_color_error():
 
 
 def test_config_without_default_space_says_what_it_tried(tmp_path):
-    with pytest.raises(ColorError, match="no colourspace for the DPX default.*--input-colorspace"):
+    with pytest.raises(ColorError, match="no colourspace for the DPX default.*input_colorspace"):
         resolve_colorspace(ColorConfig(mini_config(tmp_path)), None, None, "dpx")
 
 
@@ -108,7 +109,7 @@ def test_user_name_beats_metadata_and_default():
 def test_unknown_name_lists_close_matches_and_the_flag():
     with pytest.raises(ColorError) as err:
         resolve_colorspace(STUDIO, "ACEScgg", None, "exr")
-    message = str(err.value)
+    message = err.value.naming(flag)
     assert "'ACEScgg'" in message and "'ACEScg'" in message and "--input-colorspace" in message
     assert "\n" not in message
 
@@ -123,7 +124,7 @@ def test_format_defaults(fmt, is_float, expected):
 
 
 def test_unknown_format_without_name_is_color_error():
-    with pytest.raises(ColorError, match="format 'bmp'.*--input-colorspace"):
+    with pytest.raises(ColorError, match="format 'bmp'.*input_colorspace"):
         resolve_colorspace(STUDIO, None, None, "bmp", source="a.bmp")
 
 
@@ -181,7 +182,7 @@ def test_log_dpx_metadata_asks_user_to_name_the_space(tmp_path):
     with pytest.raises(ColorError) as err:
         resolve_colorspace(STUDIO, None, metadata, "dpx", source=str(path))
     assert "KodakLog" in str(err.value) and str(path) in str(err.value)
-    assert "--input-colorspace" in str(err.value)
+    assert "--input-colorspace" in err.value.naming(flag)
     assert resolve_colorspace(STUDIO, "ADX10", metadata, "dpx") == "ADX10"
 
 

@@ -11,14 +11,14 @@ from nightgrade.colorpipeline.errors import UsageError
 from nightgrade.colorpipeline.tiling.plan import TileConfig
 from nightgrade.models.checkpoint import CheckpointMeta, save_checkpoint
 from nightgrade.models.engine import (
-                                      Engine,
-                                      EngineConfig,
-                                      activation_bytes_per_tile,
-                                      batch_size_for_budget,
-                                      memory_budget_bytes,
-                                      resolve_device,
-                                      resolve_precision,
-                                      )
+    Engine,
+    EngineConfig,
+    activation_bytes_per_tile,
+    batch_size_for_budget,
+    memory_budget_bytes,
+    resolve_device,
+    resolve_precision,
+)
 from nightgrade.models.networks import Generator, GeneratorConfig, build_generator
 
 CFG = GeneratorConfig(ngf=8, n_blocks=2)

@@ -91,8 +91,8 @@ def test_cpu_layer_and_no_temporal(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("fields, message", [
     ({"frames": "10-1"}, "ends before it starts"),
-    ({"chunk_size": 0}, "--chunk-size 0"),
-    ({"radius": 7}, "--radius 7"),
+    ({"chunk_size": 0}, "chunk_size 0"),
+    ({"radius": 7}, "radius 7"),
     ({"tags": ("gpu-a",)}, "not alphanumeric"),
 ])
 def test_job_validation(fields: dict, message: str) -> None:

@@ -62,7 +62,7 @@ def test_plan_chunks_cuts_runs_of_pending_frames() -> None:
     assert plan_chunks([1, 2, 3, 5, 6, 9], 2) == ((1, 2), (3, 3), (5, 6), (9, 9))  # done frames split runs
     assert plan_chunks([7], 10) == ((7, 7),)
     assert plan_chunks([], 3) == ()
-    with pytest.raises(UsageError, match="--chunk-size 0"):
+    with pytest.raises(UsageError, match="chunk_size 0"):
         RayConfig(chunk_size=0)
 
 
@@ -135,7 +135,7 @@ def test_errors_in_a_chunk_and_in_the_request(local_ray, tmp_path: Path, tiny_we
     with pytest.raises(InputError, match=r"chunk 3-4: .*s\.0003\.exr.*corrupt or truncated"):
         render_on_ray(_opts(src, tmp_path / "out", tiny_weights), RayConfig(chunk_size=2), show_progress=False)
     assert not {"o.0003.exr", "o.0004.exr"} & set(os.listdir(tmp_path / "out"))
-    with pytest.raises(UsageError, match="--ray-workers 3 needs more"):
+    with pytest.raises(UsageError, match="ray_workers 3 needs more"):
         start_pool(_opts(src, tmp_path / "out", tiny_weights), None, RayConfig(workers=3))
     with pytest.raises(UsageError, match="no GPU"):
         start_pool(_opts(src, tmp_path / "out", tiny_weights, device="cuda"), None, RayConfig())

@@ -12,13 +12,13 @@ from safetensors.torch import load_file, save_file
 
 from nightgrade.colorpipeline.errors import ModelError, UsageError
 from nightgrade.models.training.losses import (
-                                               ImagePool,
-                                               discriminator_loss,
-                                               generator_adversarial_loss,
-                                               l1,
-                                               mix_local_region,
-                                               perceptual_l1,
-                                               )
+    ImagePool,
+    discriminator_loss,
+    generator_adversarial_loss,
+    l1,
+    mix_local_region,
+    perceptual_l1,
+)
 from nightgrade.models.training.perceptual import PerceptualConfig, load_feature_network
 
 REAL = torch.tensor([1.0, 0.5]).view(2, 1, 1, 1)

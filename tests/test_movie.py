@@ -74,7 +74,7 @@ def test_range_and_tags_are_honoured(tmp_path: Path) -> None:
     _constant(tmp_path / "sdr2020.mkv", 100, False, primaries=9, trc=14)
     assert tagged_colorspace(probe_movie(str(tmp_path / "srgb.mkv"))) == "sRGB Encoded Rec.709 (sRGB)"
     assert tagged_colorspace(probe_movie(str(tmp_path / "pq.mkv"))) == "Rec.2100-PQ - Display"
-    with pytest.raises(ColorError, match="--input-colorspace"):
+    with pytest.raises(ColorError, match="input_colorspace"):
         tagged_colorspace(probe_movie(str(tmp_path / "sdr2020.mkv")))
 
 

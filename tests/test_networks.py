@@ -6,13 +6,13 @@ import torch
 
 from nightgrade.colorpipeline.errors import ModelError
 from nightgrade.models.networks import (
-                                        DiscriminatorConfig,
-                                        GeneratorConfig,
-                                        LearnableSoftShrink,
-                                        build_discriminator,
-                                        build_generator,
-                                        discriminator_output_size,
-                                        )
+    DiscriminatorConfig,
+    GeneratorConfig,
+    LearnableSoftShrink,
+    build_discriminator,
+    build_generator,
+    discriminator_output_size,
+)
 
 TINY = GeneratorConfig(ngf=8, n_blocks=2)
 

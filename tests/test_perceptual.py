@@ -13,10 +13,11 @@ from safetensors.torch import save_file
 
 from nightgrade.colorpipeline.errors import ModelError, UsageError
 from nightgrade.models.training.perceptual import (
-                                                   PerceptualConfig,
-                                                   load_feature_network,
-                                                   stlpips_weights_path,
-                                                   )
+    PerceptualConfig,
+    load_feature_network,
+    stlpips_weights_path,
+)
+from nightgrade.server.cli.flags import flag
 
 # torchvision VGG19 ``features``: conv indices per stage; each conv is followed by a ReLU, each
 # stage after the first starts with a 2x2 stride-2 max pool
@@ -153,7 +154,7 @@ def test_missing_stlpips_package_says_what_to_do(monkeypatch: pytest.MonkeyPatch
                         lambda name, *a: None if name == "stlpips_pytorch" else real(name, *a))
     with pytest.raises(ModelError) as info:
         load_feature_network(PerceptualConfig())
-    message = str(info.value)
+    message = info.value.naming(flag)  # as the CLI prints it
     assert "pip install stlpips-pytorch" in message and "--perceptual-weights" in message and "\n" not in message
 
 

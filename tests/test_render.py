@@ -161,7 +161,7 @@ def test_frame_range_selects_frames(tmp_path: Path, tiny_weights: str) -> None:
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"scale": 0.0}, "--scale"), ({"scale": 1.5}, "--scale"), ({"mix": -0.1}, "--mix"), ({"batch": 0}, "--batch"),
+    ({"scale": 0.0}, "scale"), ({"scale": 1.5}, "scale"), ({"mix": -0.1}, "mix"), ({"batch": 0}, "batch"),
 ])
 def test_option_validation(options: dict, message: str) -> None:
     from nightgrade.colorpipeline.errors import UsageError
@@ -180,5 +180,5 @@ def test_tile_overrides_keep_the_checkpoint_ratio_and_scale_for_proxies(tiny_wei
     assert tile_config_for(RenderOptions("i", "o", scale=0.5), engine) == TileConfig(32, 80, 16)
     tiny = tile_config_for(RenderOptions("i", "o", scale=0.01), engine)
     assert tiny.local == engine.generator_config.min_size
-    with pytest.raises(UsageError, match="--tile 36"):
+    with pytest.raises(UsageError, match="tile 36"):
         tile_config_for(RenderOptions("i", "o", tile=36), engine)

@@ -10,12 +10,12 @@ import pytest
 from nightgrade.colorpipeline.errors import InputError, OutputError, UsageError
 from nightgrade.colorpipeline.io.imageio import probe_sequence, read_frame
 from nightgrade.colorpipeline.io.sequence import (
-                                                  SequenceSpec,
-                                                  format_frames,
-                                                  output_path_for,
-                                                  parse_frames,
-                                                  resolve_input,
-                                                  )
+    SequenceSpec,
+    format_frames,
+    output_path_for,
+    parse_frames,
+    resolve_input,
+)
 
 
 def touch(folder, *names):

@@ -33,7 +33,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from nightgrade.colorpipeline.errors import ColorError, InputError, OutputError
+from nightgrade.colorpipeline.errors import ColorError, InputError, OutputError, setting
 from nightgrade.colorpipeline.io.atomic import atomic_target
 
 MOVIE_EXTENSIONS = frozenset({".mov", ".mp4", ".m4v", ".mkv", ".mxf", ".avi"})
@@ -103,7 +103,7 @@ def tagged_colorspace(info: MovieInfo) -> str:
         if prim_ok and trc_ok:
             return name
     raise ColorError(f"{info.path} is tagged primaries {info.primaries}, transfer {info.transfer} (FFmpeg codes), "
-                     "which NightGrade does not map to a colourspace; pass --input-colorspace NAME")
+                     f"which NightGrade does not map to a colourspace; pass {setting('input_colorspace')} NAME")
 
 
 def read_movie(path: str, wanted: frozenset[int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
@@ -140,7 +140,7 @@ class MovieWriter:
                               "(ProRes 422 HQ, H.264); write an image sequence for other containers")
         if colorspace not in TAGGED:
             raise OutputError(f"cannot write {path} in '{colorspace}': a movie is tagged as one of "
-                              f"{', '.join(repr(n) for n in TAGGED)}; pass --output-colorspace with one of them")
+                              f"{', '.join(repr(n) for n in TAGGED)}; pass {setting('output_colorspace')} with one of them")
         codec, self._pix_fmt, options = _WRITERS[ext]
         if self._pix_fmt == "yuv420p" and (width % 2 or height % 2):
             raise OutputError(f"cannot write {path}: H.264 4:2:0 needs an even width and height, not {width}x{height}; "

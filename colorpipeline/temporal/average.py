@@ -46,7 +46,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nightgrade.colorpipeline.errors import UsageError
+from nightgrade.colorpipeline.errors import UsageError, setting
 from nightgrade.colorpipeline.temporal.motion import flow_magnitude, warp
 
 MAX_RADIUS = 6  # Nmax of Sec. 3.4
@@ -75,10 +75,10 @@ class TemporalConfig:
     def __post_init__(self) -> None:
         if isinstance(self.radius, bool) or not isinstance(self.radius, int) or not 0 <= self.radius <= MAX_RADIUS:
             raise UsageError(f"temporal radius {self.radius!r} is not an integer in 0..{MAX_RADIUS}; "
-                             f"give --radius between 0 and {MAX_RADIUS}")
+                             f"give {setting('radius')} between 0 and {MAX_RADIUS}")
         if not (np.isfinite(self.max_motion) and self.max_motion > 0):
             raise UsageError(f"max motion {self.max_motion!r} is not a positive number of pixels; "
-                             "give --max-motion above 0 (the paper uses 256)")
+                             f"give {setting('max_motion')} above 0 (the paper uses 256)")
         if self.outlier_sigmas is not None and not (np.isfinite(self.outlier_sigmas) and self.outlier_sigmas > 0):
             raise UsageError(f"outlier threshold {self.outlier_sigmas!r} is not a positive number of sigmas")
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from nightgrade.colorpipeline.errors import UsageError
+from nightgrade.colorpipeline.errors import UsageError, setting
 from nightgrade.models.exposure import thumbnail
 from nightgrade.models.networks import DiscriminatorConfig, GeneratorConfig, build_discriminator, build_generator
 from nightgrade.models.training import losses
@@ -44,9 +44,9 @@ class HybridConfig(PairedConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if not self.init:
-            raise UsageError("--mode hybrid starts from a paired model: give --init (a checkpoint, or 'default')")
+            raise UsageError(f"hybrid training starts from a paired model: give {setting('init')} (a checkpoint, or 'default')")
         if not self.low_dir:
-            raise UsageError("--mode hybrid needs --low FOLDER (real low-light frames, e.g. your night plates)")
+            raise UsageError(f"hybrid training needs {setting('low_dir')} FOLDER (real low-light frames, e.g. your night plates)")
         if self.gan_mode not in losses.GAN_MODES:
             raise UsageError(f"gan-mode {self.gan_mode!r}: use {' or '.join(losses.GAN_MODES)}")
 

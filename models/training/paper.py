@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from nightgrade.colorpipeline.errors import UsageError
+from nightgrade.colorpipeline.errors import UsageError, setting
 from nightgrade.colorpipeline.tiling.plan import TileConfig
 from nightgrade.models.checkpoint import CheckpointMeta, save_checkpoint
 from nightgrade.models.networks import (DiscriminatorConfig, GeneratorConfig, build_discriminator,
@@ -75,14 +75,14 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch < 1:
-            raise UsageError("--steps and --batch must be at least 1")
+            raise UsageError(f"{setting('steps')} and {setting('batch')} must be at least 1")
         if self.region < self.local:
-            raise UsageError(f"--region {self.region} must be at least --local {self.local} (Sec. 3.1)")
+            raise UsageError(f"{setting('region')} {self.region} must be at least {setting('local')} {self.local} (Sec. 3.1)")
         if self.gan_mode not in ("lsgan", "ralsgan"):
-            raise UsageError(f"--gan-mode {self.gan_mode!r}: use lsgan or ralsgan")
+            raise UsageError(f"{setting('gan_mode')} {self.gan_mode!r}: use lsgan or ralsgan")
         multiple = 2 ** self.n_downsample
         if self.local % multiple or self.infer_local % multiple:
-            raise UsageError(f"--local and --infer-local must be multiples of {multiple}")
+            raise UsageError(f"{setting('local')} and {setting('infer_local')} must be multiples of {multiple}")
 
     @property
     def channels(self) -> int:

@@ -14,7 +14,7 @@ import os
 import cv2
 import numpy as np
 
-from nightgrade.colorpipeline.errors import InputError
+from nightgrade.colorpipeline.errors import InputError, setting
 from nightgrade.colorpipeline.io.imageio import read_frame
 from nightgrade.colorpipeline.tiling.plan import reflect_indices
 
@@ -54,7 +54,7 @@ def sample_patches(frames: list[np.ndarray], count: int, local: int, region: int
         height, width = frame.shape[:2]
         if height < local or width < local:
             raise InputError(f"training frame {width}x{height} is smaller than the {local} px patch; "
-                             "use a smaller --local or larger frames")
+                             f"use a smaller {setting('local')} or larger frames")
         top, left = int(rng.integers(height - local + 1)), int(rng.integers(width - local + 1))
         loc = frame[top:top + local, left:left + local]
         reg = region_patch(frame, top + local // 2, left + local // 2, local, region)

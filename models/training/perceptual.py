@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
 
-from nightgrade.colorpipeline.errors import ModelError, UsageError
+from nightgrade.colorpipeline.errors import ModelError, UsageError, setting
 
 STLPIPS_PACKAGE = "stlpips_pytorch"
 STLPIPS_WEIGHTS = Path("weights") / "vST0.0" / "vgg_shift_tolerant.pth"
@@ -198,12 +198,12 @@ def stlpips_weights_path() -> Path:
     spec = importlib.util.find_spec(STLPIPS_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise ModelError("perceptual loss: the default VGG16 feature network ships in the stlpips-pytorch package, "
-                         "which is not installed; run `pip install stlpips-pytorch` or pass --perceptual-weights "
+                         f"which is not installed; run `pip install stlpips-pytorch` or pass {setting('perceptual_weights')} "
                          "FILE with a torchvision VGG19 state dict")
     path = Path(next(iter(spec.submodule_search_locations))) / STLPIPS_WEIGHTS
     if not path.is_file():
         raise ModelError(f"perceptual loss: {path} is missing from the stlpips-pytorch install; reinstall it with "
-                         "`pip install --force-reinstall stlpips-pytorch==0.0.2` or pass --perceptual-weights FILE")
+                         f"`pip install --force-reinstall stlpips-pytorch==0.0.2` or pass {setting('perceptual_weights')} FILE")
     return path
 
 
@@ -239,7 +239,7 @@ def _load_stlpips(layers: int) -> FeatureNetwork:
 def _load_vgg19(path: Path, layers: int) -> FeatureNetwork:
     if not path.is_file():
         raise ModelError(f"perceptual weights {path} do not exist; pass a torchvision VGG19 state dict "
-                         "(.safetensors or .pth) or leave --perceptual-weights out for the shipped VGG16")
+                         f"(.safetensors or .pth) or leave {setting('perceptual_weights')} out for the shipped VGG16")
     state = _read_state_dict(path)
     # accept both a full VGG state dict and one saved from ``vgg19().features`` (no prefix)
     state = {f"features.{key}" if key[:1].isdigit() else key: value for key, value in state.items()}

@@ -15,7 +15,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from nightgrade.colorpipeline.errors import ModelError, OutputError
+from nightgrade.colorpipeline.errors import ModelError, OutputError, setting
 from nightgrade.colorpipeline.io.atomic import atomic_target
 
 STATE_KEY = "nightgrade-train"
@@ -54,7 +54,7 @@ def save_train_state(path: str | os.PathLike[str], nets: dict[str, torch.nn.Modu
 
 def _read(path: str | os.PathLike[str], with_tensors: bool) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     if not os.path.isfile(path):
-        raise ModelError(f"no training state to resume at {path}; start without --resume")
+        raise ModelError(f"no training state to resume at {path}; start without {setting('resume')}")
     try:
         with safe_open(str(path), framework="pt") as handle:
             header = (handle.metadata() or {}).get(STATE_KEY)
@@ -102,5 +102,5 @@ def check_same_settings(path: str | os.PathLike[str], current: dict[str, Any], m
     now = {k: v for k, v in current.items() if k not in may_change}
     if saved != now:
         changed = sorted(k for k in now if saved.get(k) != now[k])
-        raise UsageError(f"--resume with different settings ({', '.join(changed)}); use the original ones")
+        raise UsageError(f"{setting('resume')} with different settings ({', '.join(changed)}); use the original ones")
 

@@ -15,6 +15,7 @@ import argparse
 import sys
 
 from nightgrade.colorpipeline.errors import NightGradeError
+from nightgrade.server.cli.flags import flag
 from nightgrade.server.farm.opencue import CueJob, job_spec, launch
 
 
@@ -62,7 +63,7 @@ def main(argv: list[str]) -> int:
         for launched in launch(job, paused=args.paused):
             print(f"submitted {launched.name()}")
     except NightGradeError as err:
-        print(f"nightgrade_cue_submit: error: {err}", file=sys.stderr)
+        print(f"nightgrade_cue_submit: error: {err.naming(flag)}", file=sys.stderr)
         return err.exit_code
     return 0
 

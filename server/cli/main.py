@@ -19,6 +19,7 @@ from nightgrade.server import package_version
 from nightgrade.server.cli import commands
 from nightgrade.server.cli import serve as serve_cli
 from nightgrade.server.cli import train as train_cli
+from nightgrade.server.cli.flags import flag
 
 if TYPE_CHECKING:
     from nightgrade.colorpipeline.temporal.average import TemporalConfig
@@ -119,22 +120,17 @@ def _cmd_colorspaces(args: argparse.Namespace) -> int:
     return 0
 
 
-_TEMPORAL_FLAGS = {"radius": "--radius", "max_motion": "--max-motion", "cache_mb": "--cache-mb",
-                   "cache_dir": "--cache-dir"}
+_TEMPORAL_OPTIONS = ("radius", "max_motion", "cache_mb", "cache_dir")
 
 
 def _cmd_enhance(args: argparse.Namespace) -> int:
-    from nightgrade.colorpipeline.controls import ControlRangeError
     from nightgrade.colorpipeline.errors import UsageError
     from nightgrade.colorpipeline.io.movie import is_movie
     from nightgrade.server.render.pipeline import render_sequence
 
-    try:
-        opts = _render_options(args)
-    except ControlRangeError as err:  # the flag's name, not the field's
-        raise UsageError(err.naming("--" + err.field.replace("_", "-"))) from None
+    opts = _render_options(args)
     show_progress = not (args.quiet or args.json)
-    farm = [flag for name, flag in _FARM_FLAGS.items() if getattr(args, name) is not None]
+    farm = [flag(name) for name in _FARM_OPTIONS if getattr(args, name) is not None]
     if args.ray is not None and args.server:
         raise UsageError("--ray and --server both render elsewhere: pick one")
     if args.ray is None and farm:
@@ -216,7 +212,7 @@ def _warn_nonfinite(found: dict | None) -> None:
           "--strict refuses such frames", file=sys.stderr)
 
 
-_FARM_FLAGS = {"chunk_size": "--chunk-size", "ray_workers": "--ray-workers"}
+_FARM_OPTIONS = ("chunk_size", "ray_workers")
 
 
 def _render_ray(opts: RenderOptions, args: argparse.Namespace, show_progress: bool) -> dict:
@@ -259,11 +255,11 @@ def _render_remote(opts: RenderOptions, args: argparse.Namespace, show_progress:
     return render_remote(opts, server, window, show_progress)
 
 
-def _refuse_temporal_flags(args: argparse.Namespace, names: tuple[str, ...] = tuple(_TEMPORAL_FLAGS)) -> None:
+def _refuse_temporal_flags(args: argparse.Namespace, names: tuple[str, ...] = _TEMPORAL_OPTIONS) -> None:
     """Temporal flags without --temporal are a mistake worth a message, not silently ignored."""
     from nightgrade.colorpipeline.errors import UsageError
 
-    given = [_TEMPORAL_FLAGS[name] for name in names if getattr(args, name) is not None]
+    given = [flag(name) for name in names if getattr(args, name) is not None]
     if given and not args.temporal:
         raise UsageError(f"{' and '.join(given)} {'applies' if len(given) == 1 else 'apply'} only to temporal renders: "
                          "add --temporal or leave them out")
@@ -321,7 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except NightGradeError as err:
-        print(f"nightgrade: error: {err}", file=sys.stderr)
+        print(f"nightgrade: error: {err.naming(flag)}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         print("nightgrade: interrupted", file=sys.stderr)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import zmq
 
-from nightgrade.colorpipeline.errors import InputError, UsageError
+from nightgrade.colorpipeline.errors import InputError, UsageError, setting
 from nightgrade.server import package_version
 from nightgrade.server import protocol as P
 # The error classes and request types live in errors.py and requests.py; importable from here.
@@ -207,7 +207,7 @@ class Client:
             why = nothing_listens(self.endpoint)
             if why is not None:
                 raise DaemonUnavailable(f"the NightGrade daemon at {self.endpoint} is not running: {why}; "
-                                        "start it with `nightgrade serve` or check --server")
+                                        f"start it with `nightgrade serve` or check {setting('server')}")
         request_id, started = uuid.uuid4().hex, time.monotonic()
         frames = P.encode(P.request(kind, request_id, **fields), buffers)
         for attempt in range(1 + self.retries):
@@ -231,7 +231,7 @@ class Client:
         waited = time.monotonic() - started  # a RENDER try also waits for a PING: say what was really waited
         raise DaemonUnavailable(f"no reply from the NightGrade daemon at {self.endpoint} in {waited:.0f} s "
                                 f"({tries} {'try' if tries == 1 else 'tries'}, {self.timeout_s:g} s per wait): "
-                                "start it with `nightgrade serve` or check --server; a daemon that refused our "
+                                f"start it with `nightgrade serve` or check {setting('server')}; a daemon that refused our "
                                 "Curve key also looks like this")
 
     def _await_render(self, request_id: str, cancel: threading.Event | None) -> P.Message | None:

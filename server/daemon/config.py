@@ -4,7 +4,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from nightgrade.colorpipeline.errors import UsageError
+from nightgrade.colorpipeline.errors import UsageError, setting
 from nightgrade.server import protocol as proto
 from nightgrade.server.protocol.curve import CurveServerConfig
 
@@ -34,11 +34,11 @@ class DaemonConfig:
     def __post_init__(self) -> None:
         for name in ("cache_mb", "flow_cache_mb"):
             if getattr(self, name) < 0:
-                raise UsageError(f"--{name.replace('_', '-')} {getattr(self, name)} is negative")
+                raise UsageError(f"{setting(name)} {getattr(self, name)} is negative")
         if self.max_queue < 1:
-            raise UsageError(f"--max-queue {self.max_queue} must be at least 1")
+            raise UsageError(f"{setting('max_queue')} {self.max_queue} must be at least 1")
         if self.max_jobs is not None and self.max_jobs < 1:
-            raise UsageError(f"--max-jobs {self.max_jobs} must be at least 1")
+            raise UsageError(f"{setting('max_jobs')} {self.max_jobs} must be at least 1")
 
 
 class Counters:

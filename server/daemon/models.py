@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from nightgrade.colorpipeline import color
-from nightgrade.colorpipeline.errors import ModelError
+from nightgrade.colorpipeline.errors import ModelError, setting
 from nightgrade.models.engine import Engine, EngineConfig
 from nightgrade.models.onnx_export import BackendUnavailableError
 from nightgrade.server.render.defaults import resolve_weights
@@ -64,7 +64,7 @@ class ModelSet:
             names.add(name)
             working = color.canonical_name(colours, engine.meta.colorspace,
                                            origin=f"the working space of {path}",
-                                           fix="serve with an OCIO config that defines it (--ocio-config)")
+                                           fix=f"serve with an OCIO config that defines it ({setting('ocio_config')})")
             self.models.append(LoadedModel(name, path, engine, working, index == 0))
 
     def get(self, name: str | None) -> LoadedModel:

@@ -67,7 +67,8 @@ def picture_context(req: proto.Render | proto.Have, models: ModelSet, config: co
     try:
         model = models.get(req.model)
     except ModelError as err:
-        raise proto.ProtocolError(proto.UNKNOWN_MODEL, str(err), req.id, models=models.names()) from None
+        raise proto.ProtocolError(proto.UNKNOWN_MODEL, err.naming(proto.field_name), req.id,
+                                  models=models.names()) from None
     try:
         # Frames without a colourspace follow the CLI's rule for float files (Linear Rec.709).
         source = color.canonical_name(config, req.colorspace, origin="the request's colorspace",
@@ -77,11 +78,11 @@ def picture_context(req: proto.Render | proto.Have, models: ModelSet, config: co
                                       fix="send a colourspace of the daemon's OCIO config") \
             if req.output_colorspace else color.output_colorspace(config, source, color.BUFFER, is_float=True)[0]
     except ColorError as err:
-        raise proto.ProtocolError(proto.BAD_COLORSPACE, str(err), req.id) from None
+        raise proto.ProtocolError(proto.BAD_COLORSPACE, err.naming(proto.field_name), req.id) from None
     try:
         tiles = tile_geometry(model.engine, req.scale, req.params.tile, req.params.region)
     except UsageError as err:
-        raise proto.ProtocolError(proto.BAD_MESSAGE, str(err).replace("--tile", "params.tile"), req.id,
+        raise proto.ProtocolError(proto.BAD_MESSAGE, err.naming(proto.field_name), req.id,
                                   field="params.tile") from None
     keys = KeyContext(model.engine, source, model.working, config.config_path, req.scale, tiles, req.params.exposure)
     return PictureContext(model, ColourPlan(config, source, model.working, output), tiles, req.scale, keys,

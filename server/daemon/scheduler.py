@@ -31,7 +31,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
-from nightgrade.colorpipeline.errors import NightGradeError, UsageError
+from nightgrade.colorpipeline.errors import NightGradeError, UsageError, setting
 
 INTERACTIVE = "interactive"
 BATCH = "batch"
@@ -119,7 +119,7 @@ class Scheduler:
     def __init__(self, max_queue: int, clock: Callable[[], float] = time.monotonic, *, max_bytes: int | None = None,
                  max_peer_bytes: int | None = None, max_peers: int | None = None) -> None:
         if isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 1:
-            raise UsageError(f"max_queue must be a positive integer, got {max_queue!r}: use --max-queue 1 or more")
+            raise UsageError(f"max_queue must be a positive integer, got {max_queue!r}: use {setting('max_queue')} 1 or more")
         self.max_queue = max_queue
         self.clock = clock
         self.max_bytes, self.max_peer_bytes, self.max_peers = max_bytes, max_peer_bytes, max_peers

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from nightgrade.colorpipeline.errors import InputError, ModelError, OutputError
+from nightgrade.colorpipeline.errors import InputError, ModelError, OutputError, setting
 from nightgrade.colorpipeline.evaluation import metrics
 from nightgrade.colorpipeline.evaluation.baselines import gamma_clahe_nlm, histogram_matcher, identity
 from nightgrade.colorpipeline.io.atomic import atomic_target
@@ -131,7 +131,7 @@ def evaluate(eval_dir: str, methods: Mapping[str, Method], max_frames: int | Non
     for clip, files in find_clips(eval_dir).items():
         files = files[:max_frames] if max_frames else files
         if len(files) < 2:
-            raise InputError(f"clip {clip}: the flicker error needs 2+ frames; raise --max-frames")
+            raise InputError(f"clip {clip}: the flicker error needs 2+ frames; raise {setting('max_frames')}")
         clip_scores, sample = _evaluate_clip(os.path.join(eval_dir, clip), clip, files, methods, progress)
         scores.extend(clip_scores)
         samples.append(sample)

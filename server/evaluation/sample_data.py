@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from nightgrade.colorpipeline.errors import InputError, OutputError, UsageError
+from nightgrade.colorpipeline.errors import InputError, OutputError, UsageError, setting
 from nightgrade.colorpipeline.io.frame import Frame
 from nightgrade.colorpipeline.io.imageio import WriteOptions, write_frame
 from nightgrade.colorpipeline.lowlight import CameraModel, simulate_low_light
@@ -357,7 +357,7 @@ def _check_target(out_dir: str, overwrite: bool) -> None:
     if os.path.isfile(out_dir):
         raise OutputError(f"{out_dir} is a file; give a folder for the sample data")
     if os.path.isdir(out_dir) and os.listdir(out_dir) and not overwrite:
-        raise OutputError(f"{out_dir} is not empty; choose another folder or pass --force to replace it")
+        raise OutputError(f"{out_dir} is not empty; choose another folder or pass {setting('force')} to replace it")
 
 
 def _move_into_place(work: str, out_dir: str) -> None:

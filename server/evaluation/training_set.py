@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from nightgrade.colorpipeline.errors import InputError, OutputError
+from nightgrade.colorpipeline.errors import InputError, OutputError, setting
 from nightgrade.server.evaluation.training_sources import (EMBEDDED_EXTENSIONS, SOURCES, STILL_EXTENSIONS, VIDEO_EXTENSIONS,
                                                            Source, check_sources)
 
@@ -60,7 +60,7 @@ def build_full_set(cfg: FullSetConfig, sources: tuple[Source, ...] = SOURCES, ov
     """Fetch, unpack and select; return the manifest. InputError/OutputError with one line."""
     check_sources(sources)
     if os.path.exists(cfg.out_dir) and not overwrite:
-        raise OutputError(f"{cfg.out_dir} already exists; choose another folder or pass --overwrite")
+        raise OutputError(f"{cfg.out_dir} already exists; choose another folder or pass {setting('force')}")
     parent = os.path.dirname(os.path.abspath(cfg.out_dir))
     os.makedirs(parent, exist_ok=True)
     os.makedirs(cfg.cache_dir, exist_ok=True)

@@ -21,9 +21,10 @@ import shlex
 from dataclasses import dataclass
 from typing import Any
 
-from nightgrade.colorpipeline.errors import ServiceError, UsageError
+from nightgrade.colorpipeline.errors import ServiceError, UsageError, setting
 from nightgrade.colorpipeline.io.sequence import format_frames, parse_frames
 from nightgrade.colorpipeline.temporal.average import MAX_RADIUS
+from nightgrade.server.cli.argv import enhance_args
 from nightgrade.server.farm.paths import absolute_path
 
 
@@ -62,17 +63,17 @@ class CueJob:
     def __post_init__(self) -> None:
         frames = parse_frames(self.frames)  # UsageError when it is not a frame range
         if frames is None:
-            raise UsageError("--frames is empty: give the range to render, e.g. 1001-1100")
+            raise UsageError(f"{setting('frames')} is empty: give the range to render, e.g. 1001-1100")
         if self.chunk_size < 1:
-            raise UsageError(f"--chunk-size {self.chunk_size} must be at least 1")
+            raise UsageError(f"{setting('chunk_size')} {self.chunk_size} must be at least 1")
         if self.chunk_size > 1 and frames[-1] - frames[0] + 1 != len(frames):
             # a chunk's command gets #FRAME_START#-#FRAME_END#, which would render the skipped frames too
             raise UsageError(f"frames {self.frames} skip frames, and OpenCue chunks are FIRST-LAST runs: "
                              "pass --chunk-size 1 or a range without steps or gaps")
         if not 0 <= self.radius <= MAX_RADIUS:
-            raise UsageError(f"--radius {self.radius} is outside 0..{MAX_RADIUS}")
+            raise UsageError(f"{setting('radius')} {self.radius} is outside 0..{MAX_RADIUS}")
         if self.gpus < 0:
-            raise UsageError(f"--gpus {self.gpus} must be 0 (a CPU layer) or more")
+            raise UsageError(f"{setting('gpus')} {self.gpus} must be 0 (a CPU layer) or more")
         bad = [tag for tag in self.tags if not tag.isalnum()]
         if bad:
             raise UsageError(f"tag {bad[0]!r} is not alphanumeric; OpenCue drops such tags, rename it")
@@ -94,13 +95,9 @@ class CueJob:
 def chunk_command(job: CueJob) -> str:
     """The layer's shell command; OpenCue fills in each chunk's first and last frame."""
     end = f"$(( #FRAME_END# < {job.last_frame} ? #FRAME_END# : {job.last_frame} ))"
-    args = ["enhance", absolute_path(job.input), absolute_path(job.output), "--device", job.device]
-    if job.weights:
-        args += ["--weights", absolute_path(job.weights)]
-    if job.radius > 0:
-        args += ["--temporal", "--radius", str(job.radius)]
-        if job.cache_dir:
-            args += ["--cache-dir", absolute_path(job.cache_dir)]
+    args = enhance_args(absolute_path(job.input), absolute_path(job.output), device=job.device,
+                        weights=absolute_path(job.weights) if job.weights else None, radius=job.radius,
+                        cache_dir=absolute_path(job.cache_dir) if job.cache_dir else None)
     args += list(job.extra_args)
     quoted = " ".join(shlex.quote(a) for a in [job.command, *args])
     return f"{quoted} --frames #FRAME_START#-{end}"

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nightgrade.colorpipeline import errors
-from nightgrade.colorpipeline.errors import NightGradeError, ServiceError, UsageError
+from nightgrade.colorpipeline.errors import NightGradeError, ServiceError, UsageError, setting
 from nightgrade.server.farm.paths import absolute_path, absolute_render_paths
 from nightgrade.server.farm.progress import FarmProgress
 from nightgrade.server.render.pipeline import RenderOptions, plan_sequence
@@ -73,8 +73,8 @@ class RayConfig:
                             ("num_cpus", 1)):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
-                flag = {"chunk_size": "--chunk-size", "workers": "--ray-workers"}.get(name, name)
-                raise UsageError(f"{flag} {value!r} must be a whole number >= {least}")
+                field = "ray_workers" if name == "workers" else name
+                raise UsageError(f"{setting(field)} {value!r} must be a whole number >= {least}")
 
 
 def plan_chunks(frames: Sequence[int], size: int) -> tuple[tuple[int, int], ...]:
@@ -123,7 +123,7 @@ class RenderWorker:
             else:
                 summary = render_temporal(opts, self._temporal, show_progress=False, engine=self._engine)
         except NightGradeError as err:  # sent back by name: the driver raises the same class
-            return {"error": type(err).__name__, "message": str(err)}
+            return {"error": type(err).__name__, "message": err.args[0] if err.args else str(err)}  # settings marked
         return summary | {"worker": {"pid": os.getpid(), "host": os.uname().nodename,
                                      "model_load_seconds": round(self._load_seconds, 3),
                                      "cpu_seconds": round(time.process_time() - cpu, 3)}}
@@ -159,13 +159,13 @@ def start_pool(opts: RenderOptions, temporal: TemporalRenderConfig | None, cfg: 
     gpus, cpus = int(total.get("GPU", 0)), int(total.get("CPU", 0))
     on_gpu = gpus > 0 and opts.device != "cpu"
     if not on_gpu and opts.device.startswith("cuda"):
-        raise UsageError(f"--device {opts.device} but the Ray cluster has no GPU; use --device cpu or auto")
+        raise UsageError(f"{setting('device')} {opts.device} but the Ray cluster has no GPU; use {setting('device')} cpu or auto")
     per_worker = cfg.cpus_per_worker or (_cpus_per_gpu(ray) if on_gpu else 1)
     slots = min(gpus, cpus // per_worker) if on_gpu else cpus // per_worker
     count = cfg.workers if cfg.workers is not None else slots
     if count > slots or slots == 0:
         what = f"{gpus} GPU(s), {cpus} CPU(s)" if on_gpu else f"{cpus} CPU(s)"
-        raise UsageError(f"--ray-workers {count} needs more than the cluster has ({what}, {per_worker} CPU(s) per "
+        raise UsageError(f"{setting('ray_workers')} {count} needs more than the cluster has ({what}, {per_worker} CPU(s) per "
                          f"worker); ask for at most {slots}")
     count = min(count, most) if most is not None else count
     resources = {"num_cpus": float(per_worker), "num_gpus": 1.0 if on_gpu else 0.0}
@@ -314,7 +314,7 @@ def _import_ray():
     try:
         import ray
     except ImportError as err:
-        raise UsageError("--ray needs Ray: pip install 'nightgrade[ray]' here and on every node") from err
+        raise UsageError(f"{setting('ray')} needs Ray: pip install 'nightgrade[ray]' here and on every node") from err
     return ray
 
 

@@ -31,11 +31,11 @@ import msgpack
 import numpy as np
 
 from nightgrade.server.protocol.base import (
-                                             BAD_BUFFER, BAD_COLORSPACE, BAD_MESSAGE, BAD_VERSION, BUSY, CANCEL, CANCELLED, CANCELLED_CODE, CHANNELS, DEADLINE,
-                                             DEFAULT_ENDPOINT, DIGEST_PATTERN, ERROR, ERROR_CODES, FEATURES, FORMATS, HAVE, HELLO, INTERNAL, MAX_HEADER_BYTES,
-                                             MAX_ID_CHARS, MAX_RADIUS, NEED, NEED_FRAMES, PING, PONG, PRIORITIES, PROTOCOL_VERSION, RENDER, REPLY_TO,
-                                             REPLY_TYPES, REQUEST_TYPES, RESULT, STATS, SUPPORTED_VERSIONS, TOO_LARGE, UNKNOWN_MODEL, WELCOME, Buffer, Limits,
-                                             Message, ProtocolError, bad_field, byte_view, error_reply, reply, request, show)
+    BAD_BUFFER, BAD_COLORSPACE, BAD_MESSAGE, BAD_VERSION, BUSY, CANCEL, CANCELLED, CANCELLED_CODE, CHANNELS, DEADLINE,
+    DEFAULT_ENDPOINT, DIGEST_PATTERN, ERROR, ERROR_CODES, FEATURES, FORMATS, HAVE, HELLO, INTERNAL, MAX_HEADER_BYTES,
+    MAX_ID_CHARS, MAX_RADIUS, NEED, NEED_FRAMES, PING, PONG, PRIORITIES, PROTOCOL_VERSION, RENDER, REPLY_TO,
+    REPLY_TYPES, REQUEST_TYPES, RESULT, STATS, SUPPORTED_VERSIONS, TOO_LARGE, UNKNOWN_MODEL, WELCOME, Buffer, Limits,
+    Message, ProtocolError, bad_field, byte_view, error_reply, field_name, reply, request, show)
 from nightgrade.server.protocol.pixels import (array_to_buffer, buffer_to_array, check_digest, digest_pixels,
                                                tight_row_bytes)
 from nightgrade.server.protocol.requests import (Cancel, Have, Hello, Neighbour, Ping, Render, RenderParams, Request,
@@ -48,7 +48,7 @@ __all__ = [
     "INTERNAL", "MAX_HEADER_BYTES", "MAX_ID_CHARS", "MAX_RADIUS", "NEED", "NEED_FRAMES", "PING", "PONG", "PRIORITIES",
     "PROTOCOL_VERSION", "RENDER", "REPLY_TO", "REPLY_TYPES", "REQUEST_TYPES", "RESULT", "STATS", "SUPPORTED_VERSIONS",
     "TOO_LARGE", "UNKNOWN_MODEL", "WELCOME", "Buffer", "Limits", "Message", "ProtocolError", "bad_field", "byte_view",
-    "error_reply", "reply", "request", "show",
+    "error_reply", "field_name", "reply", "request", "show",
     "Cancel", "Have", "Hello", "Neighbour", "Ping", "Render", "RenderParams", "Request", "Stats", "parse_request",
     "array_to_buffer", "buffer_to_array", "check_digest", "digest_pixels", "tight_row_bytes",
     "encode", "decode", "split_envelope", "negotiate_version",

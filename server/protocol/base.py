@@ -115,6 +115,18 @@ class Message:
     buffers: tuple[memoryview, ...] = field(default=(), repr=False, compare=False)
 
 
+# RENDER/HAVE ``params`` keys (docs/protocol.md): a setting of these names is ``params.<name>`` on the wire.
+_PARAMS = frozenset({"mix", "temporal", "radius", "max_motion", "tile", "region", "luma_denoise", "chroma_denoise",
+                     "detail", "exposure"})
+_FIELDS = {"input_colorspace": "colorspace"}
+
+
+def field_name(setting: str) -> str:
+    """The protocol field a daemon client sets for ``setting``, a config field that an error names
+    (``colorpipeline.errors.setting``), so the daemon's messages speak the client's terms."""
+    return f"params.{setting}" if setting in _PARAMS else _FIELDS.get(setting, setting)
+
+
 def byte_view(buffer: Any) -> memoryview:
     """A flat unsigned-byte view of ``buffer`` (bytes, memoryview, zmq.Frame, numpy array), no copy."""
     if isinstance(buffer, np.ndarray):

@@ -16,7 +16,7 @@ import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils import z85
 
-from nightgrade.colorpipeline.errors import InputError, UsageError
+from nightgrade.colorpipeline.errors import InputError, UsageError, setting
 
 _LOCAL_TCP_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
@@ -119,8 +119,8 @@ def check_bind(endpoint: str, curve: CurveServerConfig | None, insecure: bool) -
     such as 99999), and a non-local one without Curve keys unless ``insecure`` was asked for."""
     check_endpoint(endpoint, "bind")
     if curve is None and not insecure and not is_local_endpoint(endpoint):
-        raise UsageError(f"refusing to bind {endpoint} without CurveZMQ: pass --curve-secret-key and --curve-authorized-keys "
-                         "(make keys with `nightgrade keygen`), bind tcp://127.0.0.1, or add --insecure "
+        raise UsageError(f"refusing to bind {endpoint} without CurveZMQ: pass {setting('curve_secret_key')} and {setting('curve_authorized_keys')} "
+                         f"(make keys with `nightgrade keygen`), bind tcp://127.0.0.1, or add {setting('insecure')} "
                          "on a network you trust")
 
 

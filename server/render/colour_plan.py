@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import OpenImageIO as oiio
 
 from nightgrade.colorpipeline import color
+from nightgrade.colorpipeline.errors import setting
 from nightgrade.colorpipeline.io.frame import depth_of
 from nightgrade.colorpipeline.io.imageio import WriteOptions, output_depth, read_header
 
@@ -35,7 +36,7 @@ def plan_colours(opts: RenderOptions, first_path: str, working_name: str, output
     config = color.ColorConfig(opts.ocio_config)
     source, output, rule = input_output_colorspaces(opts, first_path, config, output_path, write_options)
     working = color.canonical_name(config, working_name, origin="the checkpoint's working space",
-                                   fix="use an OCIO config that defines it (--ocio-config)")
+                                   fix=f"use an OCIO config that defines it ({setting('ocio_config')})")
     return ColourPlan(config, source, working, output, rule)
 
 
@@ -46,7 +47,7 @@ def input_output_colorspaces(opts: RenderOptions, first_path: str, config: color
     header = read_header(first_path)
     source = input_colorspace(opts, first_path, config, header)
     if opts.output_colorspace:
-        return source, color.canonical_name(config, opts.output_colorspace, origin="--output-colorspace"), "given"
+        return source, color.canonical_name(config, opts.output_colorspace, origin=setting("output_colorspace")), "given"
     depth = output_depth(output_path, write_options, depth_of(header.format,
                                                               header.get_int_attribute("oiio:BitsPerSample", 0)))
     output, rule = color.output_colorspace(config, source, os.path.splitext(output_path)[1],

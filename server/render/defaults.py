@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from nightgrade.colorpipeline.errors import ModelError
+from nightgrade.colorpipeline.errors import ModelError, setting
 
 
 def shipped_weights_path() -> Path:
@@ -22,7 +22,7 @@ def resolve_weights(weights: str | None) -> str:
         return weights
     path = shipped_weights_path()
     if not path.is_file():
-        raise ModelError(f"no --weights given and the shipped model is missing ({path}); pass --weights FILE")
+        raise ModelError(f"no {setting('weights')} given and the shipped model is missing ({path}); pass {setting('weights')} FILE")
     return str(path)
 
 

@@ -20,7 +20,7 @@ from fractions import Fraction
 from typing import Any
 
 from nightgrade.colorpipeline import color
-from nightgrade.colorpipeline.errors import OutputError, UsageError
+from nightgrade.colorpipeline.errors import OutputError, UsageError, setting
 from nightgrade.colorpipeline.io.frame import Frame
 from nightgrade.colorpipeline.io.imageio import (WriteOptions, check_output, output_depth, probe_sequence, read_frame,
                                                  write_frame)
@@ -92,7 +92,7 @@ def _movie_frames(opts: RenderOptions, count: int) -> tuple[int, ...]:
 
 def _output_colorspace(opts: RenderOptions, config: color.ColorConfig, source: str) -> tuple[str, str]:
     if opts.output_colorspace:
-        return color.canonical_name(config, opts.output_colorspace, origin="--output-colorspace"), "given"
+        return color.canonical_name(config, opts.output_colorspace, origin=setting("output_colorspace")), "given"
     if is_movie(opts.output):  # an integer display format that players read by its tags
         output, rule = color.output_colorspace(config, source, "dpx", is_float=False)
         if output not in TAGGED:
@@ -112,10 +112,10 @@ class _Sink:
         self._opts, self._movie = opts, None
         if is_movie(opts.output):
             if opts.bit_depth or opts.compression:
-                raise UsageError("--bit-depth and --compression apply to image outputs; a .mov is ProRes 422 HQ "
+                raise UsageError(f"{setting('bit_depth')} and {setting('compression')} apply to image outputs; a .mov is ProRes 422 HQ "
                                  "10-bit, an .mp4 H.264 8-bit")
             if os.path.exists(opts.output) and not opts.overwrite:
-                raise OutputError(f"{opts.output} exists; a movie is written whole: pass --overwrite to replace it")
+                raise OutputError(f"{opts.output} exists; a movie is written whole: pass {setting('overwrite')} to replace it")
             os.makedirs(os.path.dirname(os.path.abspath(opts.output)), exist_ok=True)
             self._movie = MovieWriter(opts.output, width, height, rate, colorspace)
         elif not has_frame_token(opts.output):

@@ -29,7 +29,7 @@ import numpy as np
 
 from nightgrade.colorpipeline import color
 from nightgrade.colorpipeline.controls import EXPOSURE_RANGE, ControlRangeError, Controls, apply_controls
-from nightgrade.colorpipeline.errors import OutputError, UsageError
+from nightgrade.colorpipeline.errors import OutputError, UsageError, setting
 from nightgrade.colorpipeline.io.atomic import remove_stale_temps
 from nightgrade.colorpipeline.io.finite import NonFinite, finite_output, replace_nonfinite
 from nightgrade.colorpipeline.io.frame import Frame
@@ -77,11 +77,11 @@ class RenderOptions:
 
     def __post_init__(self) -> None:
         if not 0.0 < self.scale <= 1.0:
-            raise UsageError(f"--scale {self.scale} is outside (0, 1]: use e.g. 0.5 for a half-resolution proxy")
+            raise UsageError(f"{setting('scale')} {self.scale} is outside (0, 1]: use e.g. 0.5 for a half-resolution proxy")
         if not 0.0 <= self.mix <= 1.0:
-            raise UsageError(f"--mix {self.mix} is outside [0, 1]: 0 keeps the input, 1 is fully enhanced")
+            raise UsageError(f"{setting('mix')} {self.mix} is outside [0, 1]: 0 keeps the input, 1 is fully enhanced")
         if self.batch is not None and self.batch < 1:
-            raise UsageError(f"--batch {self.batch} must be at least 1")
+            raise UsageError(f"{setting('batch')} {self.batch} must be at least 1")
         self.controls  # noqa: B018 - validates the control ranges now, before any work
         low, high = EXPOSURE_RANGE
         if not low <= self.exposure <= high:
@@ -113,7 +113,7 @@ def tile_geometry(engine: Engine, scale: float = 1.0, tile: int | None = None, r
     full = TileConfig(local=local, region=region, stride=stride)
     multiple, smallest = engine.size_multiple, engine.generator_config.min_size
     if full.local % multiple or full.local < smallest:
-        raise UsageError(f"--tile {full.local} does not suit this model: use a multiple of {multiple} "
+        raise UsageError(f"{setting('tile')} {full.local} does not suit this model: use a multiple of {multiple} "
                          f"of at least {smallest}")
     if scale == 1.0:
         return full

@@ -54,7 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from nightgrade.colorpipeline.errors import OutputError, UsageError
+from nightgrade.colorpipeline.errors import OutputError, UsageError, setting
 from nightgrade.colorpipeline.io.sequence import SequenceSpec, resolve_input
 from nightgrade.colorpipeline.temporal.average import TemporalConfig, window_offsets
 from nightgrade.colorpipeline.temporal.motion import FlowConfig
@@ -87,7 +87,7 @@ class TemporalRenderConfig:
     def __post_init__(self) -> None:
         if self.cache_mb is not None and (isinstance(self.cache_mb, bool) or not isinstance(self.cache_mb, int)
                                           or self.cache_mb < 0):
-            raise UsageError(f"--cache-mb {self.cache_mb!r} is not a whole number of megabytes >= 0; "
+            raise UsageError(f"{setting('cache_mb')} {self.cache_mb!r} is not a whole number of megabytes >= 0; "
                              "leave it out to hold the temporal window")
 
 
