@@ -15,3 +15,8 @@ def enhance_args(input_path: str, output_path: str, *, device: str = "auto", wei
         if cache_dir:
             args += ["--cache-dir", cache_dir]
     return args
+
+
+def frames_args(frames: str) -> list[str]:
+    """The arguments that limit a render to ``frames`` (a range such as ``1001-1100``)."""
+    return ["--frames", frames]

@@ -24,7 +24,7 @@ from typing import Any
 from nightgrade.colorpipeline.errors import ServiceError, UsageError, setting
 from nightgrade.colorpipeline.io.sequence import format_frames, parse_frames
 from nightgrade.colorpipeline.temporal.average import MAX_RADIUS
-from nightgrade.server.cli.argv import enhance_args
+from nightgrade.server.cli.argv import enhance_args, frames_args
 from nightgrade.server.farm.paths import absolute_path
 
 
@@ -69,7 +69,7 @@ class CueJob:
         if self.chunk_size > 1 and frames[-1] - frames[0] + 1 != len(frames):
             # a chunk's command gets #FRAME_START#-#FRAME_END#, which would render the skipped frames too
             raise UsageError(f"frames {self.frames} skip frames, and OpenCue chunks are FIRST-LAST runs: "
-                             "pass --chunk-size 1 or a range without steps or gaps")
+                             f"pass {setting('chunk_size')} 1 or a range without steps or gaps")
         if not 0 <= self.radius <= MAX_RADIUS:
             raise UsageError(f"{setting('radius')} {self.radius} is outside 0..{MAX_RADIUS}")
         if self.gpus < 0:
@@ -100,7 +100,7 @@ def chunk_command(job: CueJob) -> str:
                         cache_dir=absolute_path(job.cache_dir) if job.cache_dir else None)
     args += list(job.extra_args)
     quoted = " ".join(shlex.quote(a) for a in [job.command, *args])
-    return f"{quoted} --frames #FRAME_START#-{end}"
+    return f"{quoted} {' '.join(frames_args('#FRAME_START#'))}-{end}"
 
 
 def build_outline(job: CueJob) -> Any:
@@ -137,4 +137,4 @@ def launch(job: CueJob, paused: bool = False) -> list[Any]:
         return outline.cuerun.launch(build_outline(job), use_pycuerun=False, pause=paused)
     except opencue.exception.CueException as err:
         raise ServiceError(f"OpenCue did not take the job: {' '.join(str(err).split())[:300]}; set CUEBOT_HOSTS "
-                           "to your Cuebot, or use --dry-run to check the spec without one") from err
+                           f"to your Cuebot, or use {setting('dry_run')} to check the spec without one") from err
