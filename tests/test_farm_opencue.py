@@ -144,5 +144,5 @@ def test_stepped_ranges_are_sent_in_opencue_spelling_and_need_chunks_of_one() ->
     job = CueJob("/p/a.####.exr", "/r/b.####.exr", "1001-1006:2,1010", chunk_size=1, radius=0)
     assert job.frame_spec == "1001-1005x2,1010" and job.last_frame == 1010
     assert parse_frames(_layer(job_spec(job)).find("range").text) == (1001, 1003, 1005, 1010)  # PyOutline read it
-    with pytest.raises(UsageError, match="chunk-size 1"):
+    with pytest.raises(UsageError, match="chunk_size 1"):
         CueJob("/p/a.####.exr", "/r/b.####.exr", "1001-1006x2", chunk_size=10)
