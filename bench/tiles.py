@@ -31,7 +31,7 @@ import torch
 
 from _common import (Timing, cpu_ratio, load_average, markdown_table, max_spread, random_frame, run_lines,
                      text_table, time_interleaved, time_once, verdict, wall_ratio, write_section)
-from nightgrade.colorpipeline.tiling.merge import run_tiled
+from nightgrade.colorpipeline.tiling.batches import run_tiled
 from nightgrade.colorpipeline.tiling.plan import TileConfig, iter_tile_batches, plan_tiles
 from nightgrade.models.checkpoint import load_checkpoint
 from nightgrade.models.engine import Engine, EngineConfig, activation_bytes_per_tile

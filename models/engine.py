@@ -250,7 +250,7 @@ class Engine:
         ``tile_cfg`` is a ``nightgrade.colorpipeline.tiling.plan.TileConfig``; None uses the
         checkpoint's geometry. ``progress(done, total)`` is called after each batch.
         """
-        from nightgrade.colorpipeline.tiling.merge import run_tiled
+        from nightgrade.colorpipeline.tiling.batches import run_tiled
         from nightgrade.colorpipeline.tiling.plan import TileConfig
 
         cfg = tile_cfg if tile_cfg is not None else TileConfig(

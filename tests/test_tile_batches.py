@@ -10,7 +10,7 @@ import torch
 
 from nightgrade.colorpipeline.errors import InputError, ModelError, UsageError
 from nightgrade.colorpipeline.tiling.batches import BatchInfo, run_tiled_many
-from nightgrade.colorpipeline.tiling.merge import run_tiled
+from nightgrade.colorpipeline.tiling.batches import run_tiled
 from nightgrade.colorpipeline.tiling.plan import TileConfig, plan_tiles
 from nightgrade.models.engine import Engine, EngineConfig
 from nightgrade.models.networks import GeneratorConfig, build_generator

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from nightgrade.colorpipeline.io.imageio import read_frame
-from nightgrade.colorpipeline.tiling.merge import run_tiled
+from nightgrade.colorpipeline.tiling.batches import run_tiled
 from nightgrade.colorpipeline.tiling.plan import TileConfig, plan_tiles
 from nightgrade.models.engine import Engine, EngineConfig
 from nightgrade.server.render.defaults import sample_clip_pattern, shipped_weights_path

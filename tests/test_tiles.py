@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from nightgrade.colorpipeline.errors import InputError, ModelError, UsageError
-from nightgrade.colorpipeline.tiling.merge import TileAccumulator, gaussian_window, run_tiled
+from nightgrade.colorpipeline.tiling.batches import run_tiled
+from nightgrade.colorpipeline.tiling.merge import TileAccumulator, gaussian_window
 from nightgrade.colorpipeline.tiling.plan import TileConfig, iter_tile_batches, plan_tiles, reflect_indices
 
 SMALL = TileConfig(local=32, region=80)

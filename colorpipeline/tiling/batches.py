@@ -1,11 +1,13 @@
-"""Tiles of several frames through one stream of generator batches (paper Sec. 3.1-3.3, daemon side).
+"""The tiled runner: frames through one stream of generator batches, merged with Gaussian weights
+(paper Sec. 3.1-3.3). :func:`run_tiled` is one frame (the CLI and farm path), :func:`run_tiled_many`
+several frames sharing batches (the daemon's cross-request batching); the first is the second on a
+list of one, so both paths give the same pixels by construction.
 
 A proxy frame has fewer tiles than a generator batch holds, so rendering requests one at a time
 leaves most of every batch empty. :func:`run_tiled_many` fills each batch with the tiles of
 several frames that share one tile geometry (tiles are per-sample independent: the generator's
 instance norm normalises each tile on its own, Sec. 3.2) and routes every output tile back to its
-own frame's Gaussian merge (Sec. 3.3). Each frame's result is the one :func:`run_tiled` gives for
-it alone, tile for tile and in the same merge order.
+own frame's Gaussian merge (Sec. 3.3), tile for tile and in the same merge order as alone.
 
 Frames are served in the order given: a batch takes the remaining tiles of the first unfinished
 frame before those of the next, so the first frame (the scheduler's most urgent request) finishes
@@ -81,6 +83,33 @@ def _checked(frames: Sequence[np.ndarray]) -> None:
             check_frame(frame)
         except InputError as err:
             raise InputError(f"frame {i} of {len(frames)}: {err}") from None
+
+
+def run_tiled(
+    frame: np.ndarray,
+    generate: Callable[[np.ndarray], np.ndarray],
+    cfg: TileConfig,
+    batch_size: int = 8,
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """Enhance ``frame`` (float32 H x W x 3) tile by tile (Sec. 3.1-3.3).
+
+    ``generate`` maps a float32 ``(B, 6, Nl, Nl)`` batch to ``(B, 3, Nl, Nl)`` (or more channels,
+    of which the first 3 are the local RGB). Tiles are made and merged one batch at a time, so
+    peak memory is the frame, the two accumulators, one batch and one region band.
+    ``progress(done_tiles, total_tiles)`` is called after each batch.
+    """
+    check_frame(frame)
+    total, done = plan_tiles(frame.shape[0], frame.shape[1], cfg).count, 0
+
+    def on_batch(info: BatchInfo) -> None:
+        nonlocal done
+        done += info.tiles
+        progress(done, total)
+
+    result = run_tiled_many([frame], generate, cfg, batch_size, on_batch=on_batch if progress else None)[0]
+    assert result is not None  # nothing stops a single frame
+    return result
 
 
 def run_tiled_many(

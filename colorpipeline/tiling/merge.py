@@ -6,13 +6,11 @@ and are divided once at the end, so overlapping tiles blend without seams whatev
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import cv2
 import numpy as np
 
 from nightgrade.colorpipeline.errors import ModelError
-from nightgrade.colorpipeline.tiling.plan import TileConfig, TilePlan, check_frame, iter_tile_batches, plan_tiles
+from nightgrade.colorpipeline.tiling.plan import TilePlan
 
 # The Gaussian is never smaller than this, as in MONAI's Gaussian importance map (clamped at
 # 1e-3). Frame edges lie on tile edges (the plan keeps tiles inside the frame), so a frame corner
@@ -90,27 +88,3 @@ class TileAccumulator:
         np.divide(self._sum, self._weight[..., None], out=self._sum)
         self._weight = np.empty((0, 0), dtype=np.float32)
         return self._sum
-
-
-def run_tiled(
-    frame: np.ndarray,
-    generate: Callable[[np.ndarray], np.ndarray],
-    cfg: TileConfig,
-    batch_size: int = 8,
-    progress: Callable[[int, int], None] | None = None,
-) -> np.ndarray:
-    """Enhance ``frame`` (float32 H x W x 3) tile by tile (Sec. 3.1-3.3).
-
-    ``generate`` maps a float32 ``(B, 6, Nl, Nl)`` batch to ``(B, 3, Nl, Nl)`` (or more channels,
-    of which the first 3 are the local RGB). Tiles are made and merged one batch at a time, so
-    peak memory is the frame, the two accumulators, one batch and one region band.
-    ``progress(done_tiles, total_tiles)`` is called after each batch.
-    """
-    check_frame(frame)
-    plan = plan_tiles(frame.shape[0], frame.shape[1], cfg)
-    merged = TileAccumulator(plan)
-    for batch in iter_tile_batches(frame, plan, batch_size):
-        merged.add(batch.ys, batch.xs, generate(batch.inputs))
-        if progress is not None:
-            progress(batch.start + len(batch.ys), plan.count)
-    return merged.result()
