@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from nightgrade.colorpipeline.errors import InputError, ModelError, UsageError
+from nightgrade.colorpipeline.errors import InputError, ModelError
 from nightgrade.colorpipeline.tiling.batches import BatchInfo, run_tiled_many
 from nightgrade.colorpipeline.tiling.batches import run_tiled
 from nightgrade.colorpipeline.tiling.plan import TileConfig, plan_tiles
@@ -150,7 +150,7 @@ def test_on_result_reports_each_finished_frame_once() -> None:
 
 def test_bad_inputs_are_reported() -> None:
     frames = _frames()
-    with pytest.raises(UsageError):
+    with pytest.raises(ValueError, match="batch size 0"):  # the engine's choice: a bug, not a user's
         run_tiled_many(frames, _pixelwise, CFG, 0)
     with pytest.raises(InputError, match="frame 1 of 3"):
         run_tiled_many([frames[0], frames[1][..., :2], frames[2]], _pixelwise, CFG, 4)

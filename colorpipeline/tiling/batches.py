@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nightgrade.colorpipeline.errors import InputError, ModelError, UsageError
+from nightgrade.colorpipeline.errors import InputError, ModelError
 from nightgrade.colorpipeline.tiling.merge import TileAccumulator
 from nightgrade.colorpipeline.tiling.plan import TileBatch, TileConfig, TilePlan, check_frame, iter_tile_batches, plan_tiles
 
@@ -135,7 +135,7 @@ def run_tiled_many(
     one region band per started frame; tiles are built only when a batch needs them.
     """
     if batch_size < 1:
-        raise UsageError(f"batch size {batch_size} is not positive: use a batch size of at least 1")
+        raise ValueError(f"batch size {batch_size} is not positive")  # the engine's choice: a bug, not a user's
     _checked(frames)
     results: list[np.ndarray | None] = [None] * len(frames)
     pending = [_FrameTiles(i, f, plan_tiles(f.shape[0], f.shape[1], cfg)) for i, f in enumerate(frames)]

@@ -71,7 +71,7 @@ class TileConfig:
         if not scale > 0:
             raise UsageError(f"render scale {scale} is not positive: use a scale greater than 0")
         if multiple < 1:
-            raise UsageError(f"size multiple {multiple} is not positive: use 1 or the generator's downsampling factor")
+            raise ValueError(f"size multiple {multiple} is not positive")  # from the network's config: a bug
         local = max(multiple, math.floor(self.local * scale / multiple + 0.5) * multiple)
         region = max(local, math.floor(self.region * scale + 0.5))
         stride = None if self.stride is None else min(local, max(1, math.floor(self.stride * scale + 0.5)))
@@ -244,7 +244,7 @@ def iter_tile_batches(frame: np.ndarray, plan: TilePlan, batch_size: int) -> Ite
             "plan the tiles for this frame size"
         )
     if batch_size < 1:
-        raise UsageError(f"batch size {batch_size} is not positive: use a batch size of at least 1")
+        raise ValueError(f"batch size {batch_size} is not positive")  # the engine's choice: a bug, not a user's
     frame = np.ascontiguousarray(frame)
     nl, nr, off = plan.local, plan.region, plan.region_offset
     ncols = len(plan.col_origins)
