@@ -42,8 +42,11 @@ def decode_srgb(v: torch.Tensor) -> torch.Tensor:
 class FrameExposure(nn.Module):
     """Thumbnail (B, 3, THUMB, THUMB) sRGB in [0, 1] -> log2 gains (B, 3), one per channel."""
 
-    def __init__(self, width: int = 16) -> None:
+    def __init__(self, width: int = 16, level: bool = True) -> None:
         super().__init__()
+        # level=False: auto-exposure to the learned target plus per-channel balance, no learned guess of
+        # how bright the scene was meant to be (measured to generalise better: docs/model-card.md)
+        self.level = level
         self.target = nn.Parameter(torch.tensor(math.log2(0.18)))
         self.features = nn.Sequential(
             nn.Conv2d(6, width, 3, stride=2, padding=1), nn.ReLU(inplace=True),
@@ -67,7 +70,7 @@ class FrameExposure(nn.Module):
         pooled = torch.cat([f.mean(dim=(2, 3)), f.amax(dim=(2, 3))], dim=1)
         stats = torch.cat([torch.log2(means + _EPS), torch.log2(luma + _EPS)[:, None]], dim=1) / 8.0
         delta = self.head(torch.cat([pooled, stats], dim=1))
-        gains = base[:, None] + delta[:, :1] + delta[:, 1:]
+        gains = base[:, None] + (delta[:, :1] if self.level else 0.0) + delta[:, 1:]
         return gains.clamp(*GAIN_RANGE)
 
 

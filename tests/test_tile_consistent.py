@@ -106,3 +106,20 @@ def test_engine_applies_the_frame_exposure_once_before_tiling(tmp_path) -> None:
     assert prepared.mean() > frame.mean() * 2  # auto exposure brightens a dark frame
     brighter = engine.prepare_frame(frame, exposure_stops=1.0)
     assert srgb_to_linear(brighter).mean() > srgb_to_linear(prepared).mean() * 1.5
+
+
+def test_exposure_without_the_learned_level_keeps_auto_exposure_and_the_channel_balance() -> None:
+    from nightgrade.models.exposure import FrameExposure
+    torch.manual_seed(0)
+    with_level, without = FrameExposure(), FrameExposure(level=False)
+    without.load_state_dict(with_level.state_dict())
+    with torch.no_grad():
+        for branch in (with_level, without):
+            branch.head[-1].bias.copy_(torch.tensor([1.0, 0.25, 0.0, -0.25]))  # a global +1 stop, a cast
+    thumb = torch.rand(2, 3, 64, 64) * 0.05
+    a, b = with_level(thumb), without(thumb)
+    assert torch.allclose(a - b, torch.ones_like(a), atol=1e-5)  # only the global guess differs
+    assert not torch.allclose(b[:, 0], b[:, 2])                  # the per-channel balance stays
+    # the option is part of the architecture: old checkpoints load with the level on
+    assert GeneratorConfig.from_dict({k: v for k, v in GeneratorConfig().to_dict().items()
+                                      if k != "exposure_level"}).exposure_level is True

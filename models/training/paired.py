@@ -58,6 +58,7 @@ class PairedConfig:
     n_downsample: int = 3
     region_input: bool = True
     norm: str = "none"
+    exposure_level: bool = True   # see GeneratorConfig.exposure_level
     lr: float = 1e-3
     w: float = 0.9
     lambda_gain: float = 0.1
@@ -84,7 +85,7 @@ class PairedConfig:
     def generator_config(self) -> GeneratorConfig:
         return GeneratorConfig(in_channels=6 if self.region_input else 3, ngf=self.ngf, n_blocks=self.n_blocks,
                                n_downsample=self.n_downsample, norm=self.norm, skips=True, residual=True,
-                               exposure=True)
+                               exposure=True, exposure_level=self.exposure_level)
 
 
 # Settings that may differ on --resume: the budget and how often to write.

@@ -48,7 +48,8 @@ class KeyContext:
         return {
             "cached": _WHAT, "picture": [width, height, channels, fmt],
             "input": self.input_space, "working": self.working_space, "ocio": self.ocio_config, "scale": self.scale,
-            "tiles": dataclasses.asdict(self.tiles), "device": engine.device.type, "precision": str(engine.dtype),
+            "tiles": dataclasses.asdict(self.tiles), "generator": dataclasses.asdict(engine.generator_config),
+            "device": engine.device.type, "precision": str(engine.dtype),
             "channels_last": engine.channels_last, "compile": engine.config.compile, "exposure": self.exposure,
         }
 
