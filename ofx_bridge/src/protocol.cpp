@@ -110,6 +110,12 @@ Value cancel(const std::string& id, const std::string& target) {
   return Value::map(std::move(f));
 }
 
+// True when the look controls differ from their defaults (the model's own look): only then are they
+// sent, and only then does the request need the daemon's "controls" feature.
+static bool sets_look(const FrameRequest& r) {
+  return r.luma_denoise != 1.0 || r.chroma_denoise != 1.0 || r.detail != 0.0;
+}
+
 // The keys HAVE and RENDER share: they decide the daemon's cache key.
 static Fields frame_fields(const char* type, const std::string& id, const FrameRequest& r) {
   Fields f = common(type, id);
@@ -132,7 +138,7 @@ static Fields frame_fields(const char* type, const std::string& id, const FrameR
   if (r.region > 0) params.emplace_back("region", Value::of(r.region));
   // Look controls act after the temporal window (not in the cache key); exposure acts before the
   // generator (in the key). Defaults are left out, so a daemon without the features sees v1 as before.
-  if (r.luma_denoise != 1.0 || r.chroma_denoise != 1.0 || r.detail != 0.0) {
+  if (sets_look(r)) {
     params.emplace_back("luma_denoise", Value::of(r.luma_denoise));
     params.emplace_back("chroma_denoise", Value::of(r.chroma_denoise));
     params.emplace_back("detail", Value::of(r.detail));
@@ -346,7 +352,7 @@ bool Welcome::has(const std::string& feature) const {
 
 std::vector<std::string> features_needed(const FrameRequest& r) {
   std::vector<std::string> out;
-  if (r.luma_denoise != 1.0 || r.chroma_denoise != 1.0 || r.detail != 0.0) out.emplace_back("controls");
+  if (sets_look(r)) out.emplace_back("controls");
   if (r.exposure != 0.0) out.emplace_back("exposure");
   return out;
 }

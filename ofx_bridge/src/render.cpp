@@ -330,18 +330,19 @@ void render_frame(Instance& inst, OfxPropertySetHandle in_args) {
                                   src.bounds.y2 - covered.y1};
 
   protocol::FrameRequest request = make_request(inst, settings, src, time, scale, in_args);
+  const bool original_view = settings.view == param::View::Original;  // the "before": no daemon needed
   Digest digest;
-  const std::vector<float> centre = to_top_down(src, &digest);
-  request.digest = digest.finish();
+  const std::vector<float> centre = to_top_down(src, original_view ? nullptr : &digest);  // no hash for it
   source.release();  // the host's copy is no longer needed
   const int rows = covered.y2 - covered.y1, cols = covered.x2 - covered.x1;
-  if (settings.view == param::View::Original) {  // the "before": no daemon needed
+  if (original_view) {
     const std::vector<float> original = original_window(centre, src.width(), src.channels, window);
     write_top_down(out, covered.x1, covered.y2 - 1, cols, rows, original.data(), src.channels,
                    static_cast<size_t>(cols) * src.channels * sizeof(float));
     report_success(inst, "Frame " + std::to_string(request.frame) + ": View is Original, the input untouched");
     return;
   }
+  request.digest = digest.finish();
 
   Neighbourhood hood;
   if (request.temporal) {
