@@ -108,6 +108,28 @@ def ssim_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return 1.0 - ssim.mean()
 
 
+def overlap_l1(y: torch.Tensor, shifts: list[tuple[int, int]]) -> torch.Tensor:
+    """Mean |difference| of paired outputs where they show the same pixels (issue 14, item 4).
+
+    ``y`` holds pairs (2k, 2k+1); ``shifts[k]`` = (dy, dx) is where crop 2k+1 lies relative to crop 2k.
+    A tile-consistent generator gives a pixel the same value whichever tile (and region) it fell in;
+    the Gaussian merge of Sec. 3.3 only hides what this term removes. Pairs without overlap count 0.
+    """
+    if y.shape[0] != 2 * len(shifts):
+        raise ValueError(f"overlap_l1: {y.shape[0]} outputs for {len(shifts)} pairs")
+    size_y, size_x = y.shape[2:]
+    terms = []
+    for k, (dy, dx) in enumerate(shifts):
+        h, w = size_y - abs(dy), size_x - abs(dx)
+        if h <= 0 or w <= 0:
+            terms.append(y.new_zeros(()))
+            continue
+        a = y[2 * k, :, max(dy, 0):max(dy, 0) + h, max(dx, 0):max(dx, 0) + w]
+        b = y[2 * k + 1, :, max(-dy, 0):max(-dy, 0) + h, max(-dx, 0):max(-dx, 0) + w]
+        terms.append((a - b).abs().mean())
+    return torch.stack(terms).mean()
+
+
 def mix_local_region(local_loss: torch.Tensor, region_loss: torch.Tensor, w: float = 0.9) -> torch.Tensor:
     """Eq. 2: L_t = w L^l_t + (1 - w) L^r_t, with 0.5 < w <= 1 so the local patch dominates."""
     if not 0.5 < w <= 1.0:

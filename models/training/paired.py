@@ -11,7 +11,9 @@ Loss per step: ``w * L1(local) + (1 - w) * L1(local, 4x-averaged)`` on sRGB-enco
 the paper's w = 0.9 (the coarse term weighs tone and colour over a neighbourhood, where the paper
 uses a perceptual loss on the region), plus ``lambda_ssim`` times 1 - SSIM (structure, which L1 alone
 smooths away), plus ``lambda_gain`` times the squared error of the predicted log2 exposure gains
-against the true ones (anchors the exposure branch early on). Frames are drawn balanced over
+against the true ones (anchors the exposure branch early on), plus ``lambda_tile`` times the L1
+between the outputs of crop pairs where they overlap (``losses.overlap_l1``: tile consistency,
+issue 14 item 4). Frames are drawn balanced over
 sources (``paired_data.source_weights``) so one long clip or large package cannot dominate.
 Adam with a cosine decay of the learning rate. Resume is exact: weights, Adam moments, both RNGs.
 """
@@ -33,7 +35,7 @@ from nightgrade.colorpipeline.lowlight import CameraRanges
 from nightgrade.colorpipeline.tiling.plan import TileConfig
 from nightgrade.models.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 from nightgrade.models.networks import GeneratorConfig, build_generator
-from nightgrade.models.training.losses import ssim_loss
+from nightgrade.models.training.losses import overlap_l1, ssim_loss
 from nightgrade.models.training.paired_data import find_clean_frames, frame_height, load_clean, make_frames, source_weights
 from nightgrade.models.training.state import check_same_settings, load_train_state, save_train_state
 
@@ -63,6 +65,7 @@ class PairedConfig:
     w: float = 0.9
     lambda_gain: float = 0.1
     lambda_ssim: float = 0.15
+    lambda_tile: float = 0.0    # tile consistency: crops in pairs, L1 between their overlapping outputs
     warmup: int = 0             # steps of linear learning-rate warm-up (fine-tunes: fresh Adam moments)
     balance_sources: bool = True
     seed: int = 0
@@ -81,6 +84,9 @@ class PairedConfig:
                                                                   self.crops_per_frame) < 1:
             raise UsageError("the training frame (frame_side x 9/16) must be taller than half the region, and "
                              "steps and batch sizes must be at least 1")
+        if self.lambda_tile and self.crops_per_frame % 2:
+            raise UsageError(f"the tile-consistency term takes crops in pairs: crops_per_frame must be even, "
+                             f"got {self.crops_per_frame}")
 
     def generator_config(self) -> GeneratorConfig:
         return GeneratorConfig(in_channels=6 if self.region_input else 3, ngf=self.ngf, n_blocks=self.n_blocks,
@@ -139,15 +145,23 @@ class PairedTrainer:
         cfg = self.cfg
         frames = make_frames(self.pictures, cfg.frames_per_step, cfg.frame_side, self.rng, self.ranges, self.weights)
         gains = self.generator.exposure(frames.thumbs)
-        x, target = frames.crops(gains, cfg.local, cfg.region, cfg.crops_per_frame, self.rng, cfg.region_input)
+        if cfg.lambda_tile:
+            # a pair sees one stretch of the frame from two tile positions half a tile apart at most,
+            # as the half-overlapping tiles of inference do (Sec. 3.3)
+            x, target, shifts = frames.crop_pairs(gains, cfg.local, cfg.region, cfg.crops_per_frame // 2,
+                                                  cfg.local // 2, self.rng, cfg.region_input)
+        else:
+            x, target = frames.crops(gains, cfg.local, cfg.region, cfg.crops_per_frame, self.rng, cfg.region_input)
         y = self.generator(x)
         fine = F.l1_loss(y, target)
         coarse = F.l1_loss(F.avg_pool2d(y, 4), F.avg_pool2d(target, 4))
         gain_err = F.mse_loss(gains, frames.true_gains)
         structure = ssim_loss(y, target) if cfg.lambda_ssim else torch.zeros(())
-        loss = cfg.w * fine + (1.0 - cfg.w) * coarse + cfg.lambda_ssim * structure + cfg.lambda_gain * gain_err
+        tile = overlap_l1(y, shifts) if cfg.lambda_tile else torch.zeros(())
+        loss = (cfg.w * fine + (1.0 - cfg.w) * coarse + cfg.lambda_ssim * structure + cfg.lambda_gain * gain_err
+                + cfg.lambda_tile * tile)
         return loss, {"loss": loss.item(), "l1": fine.item(), "coarse": coarse.item(), "gain_mse": gain_err.item(),
-                      "ssim_loss": structure.item()}
+                      "ssim_loss": structure.item(), "tile_l1": tile.item()}
 
     def step(self) -> dict[str, float]:
         lr = self._set_learning_rate()

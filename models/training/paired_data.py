@@ -91,24 +91,62 @@ class PairedFrames:
         The low frames are brightened by ``gains`` (log2, (B, 3), differentiable) in linear light;
         regions are reflected at frame edges and area-averaged to Nl, as at inference.
         """
-        linear = decode_srgb(self.low) * torch.exp2(gains)[:, :, None, None]
-        shown = encode_srgb(linear.clamp(0.0, 1.0))
-        height, width = shown.shape[2:]
-        factor = region // local
-        inputs, targets = [], []
-        pad = region // 2
-        padded = F.pad(shown, (pad, pad, pad, pad), mode="reflect")
-        for b in range(shown.shape[0]):
+        cutter = _Cutter(self, gains, local, region, region_input)
+        height, width = cutter.size
+        for b in range(self.low.shape[0]):
             for _ in range(per_frame):
+                cutter.cut(b, int(rng.integers(height - local + 1)), int(rng.integers(width - local + 1)))
+        return cutter.batch()
+
+    def crop_pairs(self, gains: torch.Tensor, local: int, region: int, pairs_per_frame: int, max_shift: int,
+                   rng: np.random.Generator, region_input: bool = True
+                   ) -> tuple[torch.Tensor, torch.Tensor, list[tuple[int, int]]]:
+        """Like ``crops``, in pairs: crop 2k+1 is crop 2k moved by up to ``max_shift`` px each way.
+
+        The two crops of a pair see one stretch of the frame from two tile positions, each with its
+        own region around it, as neighbouring tiles do at inference. Returns the inputs, the targets
+        and each pair's (dy, dx), the second crop's offset from the first (for ``losses.overlap_l1``).
+        """
+        cutter = _Cutter(self, gains, local, region, region_input)
+        height, width = cutter.size
+        shifts = []
+        for b in range(self.low.shape[0]):
+            for _ in range(pairs_per_frame):
                 top, left = int(rng.integers(height - local + 1)), int(rng.integers(width - local + 1))
-                loc = shown[b, :, top:top + local, left:left + local]
-                cy, cx = top + local // 2 + pad, left + local // 2 + pad
-                reg = padded[b:b + 1, :, cy - region // 2:cy - region // 2 + region,
-                             cx - region // 2:cx - region // 2 + region]
-                reg = F.avg_pool2d(reg, factor)[0] if factor > 1 else reg[0]
-                inputs.append(torch.cat([loc, reg]) if region_input else loc)
-                targets.append(self.clean[b, :, top:top + local, left:left + local])
-        return torch.stack(inputs) * 2.0 - 1.0, torch.stack(targets) * 2.0 - 1.0
+                dy, dx = (int(v) for v in rng.integers(-max_shift, max_shift + 1, size=2))
+                top2, left2 = min(max(top + dy, 0), height - local), min(max(left + dx, 0), width - local)
+                cutter.cut(b, top, left)
+                cutter.cut(b, top2, left2)
+                shifts.append((top2 - top, left2 - left))
+        return (*cutter.batch(), shifts)
+
+
+class _Cutter:
+    """Cuts generator inputs and targets out of a batch of frames brightened by ``gains``."""
+
+    def __init__(self, frames: PairedFrames, gains: torch.Tensor, local: int, region: int, region_input: bool):
+        linear = decode_srgb(frames.low) * torch.exp2(gains)[:, :, None, None]
+        self.shown = encode_srgb(linear.clamp(0.0, 1.0))
+        self.clean, self.local, self.region, self.region_input = frames.clean, local, region, region_input
+        self.pad = region // 2
+        self.padded = F.pad(self.shown, (self.pad,) * 4, mode="reflect")
+        self.size = tuple(self.shown.shape[2:])
+        self.inputs: list[torch.Tensor] = []
+        self.targets: list[torch.Tensor] = []
+
+    def cut(self, b: int, top: int, left: int) -> None:
+        local, region = self.local, self.region
+        loc = self.shown[b, :, top:top + local, left:left + local]
+        cy, cx = top + local // 2 + self.pad, left + local // 2 + self.pad
+        reg = self.padded[b:b + 1, :, cy - region // 2:cy - region // 2 + region,
+                          cx - region // 2:cx - region // 2 + region]
+        factor = region // local
+        reg = F.avg_pool2d(reg, factor)[0] if factor > 1 else reg[0]
+        self.inputs.append(torch.cat([loc, reg]) if self.region_input else loc)
+        self.targets.append(self.clean[b, :, top:top + local, left:left + local])
+
+    def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.stack(self.inputs) * 2.0 - 1.0, torch.stack(self.targets) * 2.0 - 1.0
 
 
 def make_frames(pictures: list[np.ndarray], count: int, frame_side: int, rng: np.random.Generator,
