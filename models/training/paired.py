@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from nightgrade.colorpipeline.errors import UsageError
 from nightgrade.colorpipeline.lowlight import CameraRanges
 from nightgrade.colorpipeline.tiling.plan import TileConfig
-from nightgrade.models.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
+from nightgrade.models.checkpoint import CheckpointMeta, load_checkpoint, read_meta, save_checkpoint
 from nightgrade.models.networks import GeneratorConfig, build_generator
 from nightgrade.models.training.losses import overlap_l1, ssim_loss
 from nightgrade.models.training.paired_data import find_clean_frames, frame_height, load_clean, make_frames, source_weights
@@ -92,6 +92,24 @@ class PairedConfig:
         return GeneratorConfig(in_channels=6 if self.region_input else 3, ngf=self.ngf, n_blocks=self.n_blocks,
                                n_downsample=self.n_downsample, norm=self.norm, skips=True, residual=True,
                                exposure=True, exposure_level=self.exposure_level)
+
+
+# The PairedConfig fields that decide the generator's architecture (``generator_config``).
+ARCHITECTURE_FIELDS = ("ngf", "n_blocks", "n_downsample", "region_input", "norm", "exposure_level")
+
+
+def architecture_of(path: str) -> dict[str, Any]:
+    """The architecture fields of a paired run that would fine-tune the checkpoint at ``path``.
+
+    A fine-tune starts from the checkpoint's own network (e.g. the shipped model's exposure
+    switch), so a user need not know, and cannot mistype, how it was built.
+    """
+    g = read_meta(path).generator
+    if not (g.skips and g.residual and g.exposure):
+        raise UsageError(f"{path} is not a paired-mode model (it has no exposure branch or global residual); "
+                         "fine-tune a model made by `nightgrade train --mode paired`")
+    return {"ngf": g.ngf, "n_blocks": g.n_blocks, "n_downsample": g.n_downsample, "region_input": g.in_channels == 6,
+            "norm": g.norm, "exposure_level": g.exposure_level}
 
 
 # Settings that may differ on --resume: the budget and how often to write.

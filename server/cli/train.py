@@ -17,7 +17,7 @@ import sys
 
 from nightgrade.colorpipeline.errors import UsageError
 from nightgrade.models.training.hybrid import HybridConfig, train_hybrid
-from nightgrade.models.training.paired import PairedConfig, train_paired
+from nightgrade.models.training.paired import PairedConfig, architecture_of, train_paired
 from nightgrade.models.training.paper import TrainConfig, train
 
 _PAPER = TrainConfig(low_dir="", normal_dir="", out_dir="")
@@ -64,11 +64,37 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         if name in _HYBRID:
             defaults["hybrid"] = _HYBRID[name]
         default = next(iter(defaults.values()))
-        p.add_argument(f"--{name.replace('_', '-')}", type=type(default) if default is not None else int,
+        kind = _yes_no if isinstance(default, bool) else type(default) if default is not None else int
+        p.add_argument(f"--{name.replace('_', '-')}", type=kind,
                        default=None, help="(default " + ", ".join(f"{m} {v}" for m, v in defaults.items()) + ")")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress output")
     p.set_defaults(func=run)
+
+
+def _yes_no(text: str) -> bool:
+    """A switch's value: argparse's ``type=bool`` would take "false" as true (any non-empty text)."""
+    value = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False,
+             "0": False}.get(text.strip().lower())
+    if value is None:
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return value
+
+
+def _from_init(args: argparse.Namespace, init: str) -> None:
+    """Take the network's architecture from the checkpoint a fine-tune starts from; a flag that
+    asks for another architecture is refused, naming the flag (the weights could not load)."""
+    for name, value in architecture_of(init).items():
+        given = (not args.no_region) if name == "region_input" else getattr(args, name)
+        asked = args.no_region if name == "region_input" else given is not None
+        if asked and given != value:
+            flag = "--no-region" if name == "region_input" else f"--{name.replace('_', '-')} {given}"
+            raise UsageError(f"{flag} differs from the network of --init {init} ({name} = {value}); a fine-tune "
+                             "keeps the architecture of the model it starts from")
+        if name != "region_input":
+            setattr(args, name, value)
+        else:
+            args.no_region = not value
 
 
 def _given(args: argparse.Namespace, cfg_cls: type, skip: set[str]) -> dict:
@@ -98,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
         if init == "default":
             from nightgrade.server.render.defaults import resolve_weights
             init = resolve_weights(None)
+        if init:
+            _from_init(args, init)
         if mode == "paired" and init:
             # a fine-tune: a gentle rate after a warm-up, unless asked otherwise (docs/model-card.md)
             args.lr = _FINE_TUNE["lr"] if args.lr is None else args.lr
