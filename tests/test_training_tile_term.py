@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from nightgrade.colorpipeline.errors import UsageError
 from nightgrade.models.checkpoint import read_meta
@@ -83,3 +84,17 @@ def test_cli_fine_tune_takes_the_network_of_its_init_model(tmp_path, capsys) -> 
     err = capsys.readouterr().err.strip()
     assert "--exposure-level True differs from the network of --init" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "ft3").exists()
+
+
+def test_chroma_loss_sees_saturation_and_casts_but_not_brightness_or_fine_noise() -> None:
+    from nightgrade.models.training.losses import chroma_loss
+
+    g = torch.Generator().manual_seed(0)
+    grey = torch.full((1, 3, 16, 16), 0.2)
+    assert chroma_loss(grey + 0.3, grey).item() == pytest.approx(0.0, abs=1e-7)     # a level change is no colour
+    cast = grey + torch.tensor([0.1, 0.0, -0.1])[None, :, None, None]
+    assert chroma_loss(cast, grey).item() == pytest.approx(0.2 / 3, rel=1e-5)      # a cast is
+    # zero-mean noise in each 4x4 block averages out: the term leaves denoising to the other terms
+    noise = torch.randn(1, 3, 4, 4, generator=g).repeat(1, 1, 4, 4)
+    checker = noise - F.avg_pool2d(noise, 4).repeat_interleave(4, 2).repeat_interleave(4, 3)
+    assert chroma_loss(grey + checker, grey).item() == pytest.approx(0.0, abs=1e-6)

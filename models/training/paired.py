@@ -10,7 +10,8 @@ stays the paper's six channels (local Nl patch + the Nr region resized to Nl, Se
 Loss per step: ``w * L1(local) + (1 - w) * L1(local, 4x-averaged)`` on sRGB-encoded values, with
 the paper's w = 0.9 (the coarse term weighs tone and colour over a neighbourhood, where the paper
 uses a perceptual loss on the region), plus ``lambda_ssim`` times 1 - SSIM (structure, which L1 alone
-smooths away), plus ``lambda_gain`` times the squared error of the predicted log2 exposure gains
+smooths away), plus ``lambda_colour`` times the L1 of the 4x-averaged chroma (saturation and casts,
+which per-channel L1 learns last), plus ``lambda_gain`` times the squared error of the predicted log2 exposure gains
 against the true ones (anchors the exposure branch early on), plus ``lambda_tile`` times the L1
 between the outputs of crop pairs where they overlap (``losses.overlap_l1``: tile consistency,
 issue 14 item 4). Frames are drawn balanced over
@@ -35,7 +36,7 @@ from nightgrade.colorpipeline.lowlight import CameraRanges
 from nightgrade.colorpipeline.tiling.plan import TileConfig
 from nightgrade.models.checkpoint import CheckpointMeta, load_checkpoint, read_meta, save_checkpoint
 from nightgrade.models.networks import GeneratorConfig, build_generator
-from nightgrade.models.training.losses import overlap_l1, ssim_loss
+from nightgrade.models.training.losses import chroma_loss, overlap_l1, ssim_loss
 from nightgrade.models.training.paired_data import find_clean_frames, frame_height, load_clean, make_frames, source_weights
 from nightgrade.models.training.state import check_same_settings, load_train_state, save_train_state
 
@@ -65,6 +66,7 @@ class PairedConfig:
     w: float = 0.9
     lambda_gain: float = 0.1
     lambda_ssim: float = 0.15
+    lambda_colour: float = 0.0  # colour: L1 of 4x-averaged chroma (losses.chroma_loss)
     lambda_tile: float = 0.0    # tile consistency: crops in pairs, L1 between their overlapping outputs
     warmup: int = 0             # steps of linear learning-rate warm-up (fine-tunes: fresh Adam moments)
     balance_sources: bool = True
@@ -176,10 +178,11 @@ class PairedTrainer:
         gain_err = F.mse_loss(gains, frames.true_gains)
         structure = ssim_loss(y, target) if cfg.lambda_ssim else torch.zeros(())
         tile = overlap_l1(y, shifts) if cfg.lambda_tile else torch.zeros(())
+        colour = chroma_loss(y, target) if cfg.lambda_colour else torch.zeros(())
         loss = (cfg.w * fine + (1.0 - cfg.w) * coarse + cfg.lambda_ssim * structure + cfg.lambda_gain * gain_err
-                + cfg.lambda_tile * tile)
+                + cfg.lambda_tile * tile + cfg.lambda_colour * colour)
         return loss, {"loss": loss.item(), "l1": fine.item(), "coarse": coarse.item(), "gain_mse": gain_err.item(),
-                      "ssim_loss": structure.item(), "tile_l1": tile.item()}
+                      "ssim_loss": structure.item(), "tile_l1": tile.item(), "colour": colour.item()}
 
     def step(self) -> dict[str, float]:
         lr = self._set_learning_rate()
