@@ -80,13 +80,17 @@ class HybridTrainer(PairedTrainer):
         return x
 
     def _real_normal_crops(self, count: int) -> torch.Tensor:
-        """Local crops of well-exposed frames, in [-1, 1]: what the discriminator calls real."""
+        """``count`` local crops of well-exposed frames, in [-1, 1]: what the discriminator calls real.
+
+        ``crops_per_frame`` crops from each framing, as the fakes are cut: one 512-px framing per
+        crop would cost a resize of a whole picture for every 96-px crop."""
         cfg, crops = self.cfg, []
-        for _ in range(count):
+        while len(crops) < count:
             frame = random_framing(draw_picture(self.pictures, self.rng, self.weights), cfg.frame_side, self.rng)
-            top = int(self.rng.integers(frame.shape[0] - cfg.local + 1))
-            left = int(self.rng.integers(frame.shape[1] - cfg.local + 1))
-            crops.append(frame[top:top + cfg.local, left:left + cfg.local].transpose(2, 0, 1))
+            for _ in range(min(cfg.crops_per_frame, count - len(crops))):
+                top = int(self.rng.integers(frame.shape[0] - cfg.local + 1))
+                left = int(self.rng.integers(frame.shape[1] - cfg.local + 1))
+                crops.append(frame[top:top + cfg.local, left:left + cfg.local].transpose(2, 0, 1))
         return torch.from_numpy(np.ascontiguousarray(np.stack(crops))) * 2.0 - 1.0
 
     def step(self) -> dict[str, float]:
