@@ -11,11 +11,11 @@ Loss per step: ``w * L1(local) + (1 - w) * L1(local, 4x-averaged)`` on sRGB-enco
 the paper's w = 0.9 (the coarse term weighs tone and colour over a neighbourhood, where the paper
 uses a perceptual loss on the region), plus ``lambda_ssim`` times 1 - SSIM (structure, which L1 alone
 smooths away), plus ``lambda_colour`` times the L1 of the 4x-averaged chroma (saturation and casts,
-which per-channel L1 learns last), plus ``lambda_gain`` times the squared error of the predicted log2 exposure gains
-against the true ones (anchors the exposure branch early on), plus ``lambda_tile`` times the L1
-between the outputs of crop pairs where they overlap (``losses.overlap_l1``: tile consistency,
-issue 14 item 4). Frames are drawn balanced over
-sources (``paired_data.source_weights``) so one long clip or large package cannot dominate.
+which per-channel L1 learns last), plus ``lambda_gain`` times the squared error of the predicted log2
+exposure gains against the true ones (anchors the exposure branch early on), plus ``lambda_tile``
+times the L1 between the outputs of crop pairs where they overlap (``losses.overlap_l1``: tile
+consistency, issue 14 item 4). Frames are drawn balanced over sources
+(``paired_data.source_weights``) so one long clip or large package cannot dominate.
 Adam with a cosine decay of the learning rate. Resume is exact: weights, Adam moments, both RNGs.
 """
 from __future__ import annotations
@@ -94,10 +94,6 @@ class PairedConfig:
         return GeneratorConfig(in_channels=6 if self.region_input else 3, ngf=self.ngf, n_blocks=self.n_blocks,
                                n_downsample=self.n_downsample, norm=self.norm, skips=True, residual=True,
                                exposure=True, exposure_level=self.exposure_level)
-
-
-# The PairedConfig fields that decide the generator's architecture (``generator_config``).
-ARCHITECTURE_FIELDS = ("ngf", "n_blocks", "n_downsample", "region_input", "norm", "exposure_level")
 
 
 def architecture_of(path: str) -> dict[str, Any]:
