@@ -61,7 +61,8 @@ class PairedConfig:
     n_downsample: int = 3
     region_input: bool = True
     norm: str = "none"
-    exposure_level: bool = True   # see GeneratorConfig.exposure_level
+    exposure_level: bool = True   # see GeneratorConfig.exposure_level: the switch the exported model keeps
+    train_exposure_level: bool | None = None  # the switch while training (None: exposure_level)
     lr: float = 1e-3
     w: float = 0.9
     lambda_gain: float = 0.1
@@ -96,8 +97,12 @@ class PairedConfig:
                                exposure=True, exposure_level=self.exposure_level)
 
 
+# Generator settings that decide how the weights are used, not their shapes: a fine-tune may change them.
+SWITCHES = ("exposure_level",)
+
+
 def architecture_of(path: str) -> dict[str, Any]:
-    """The architecture fields of a paired run that would fine-tune the checkpoint at ``path``.
+    """The architecture fields (and ``SWITCHES``) of a paired run that would fine-tune ``path``.
 
     A fine-tune starts from the checkpoint's own network (e.g. the shipped model's exposure
     switch), so a user need not know, and cannot mistype, how it was built.
@@ -126,6 +131,10 @@ class PairedTrainer:
         self.generator = build_generator(cfg.generator_config())
         if cfg.init:
             self._initialise(cfg.init)
+        # The exported model keeps cfg.exposure_level; training may use the branch's level or not
+        # (0.3.2 trained with it, as 0.3.0 did, and ships without it: docs/model-card.md).
+        self.generator.exposure.level = (cfg.exposure_level if cfg.train_exposure_level is None
+                                         else cfg.train_exposure_level)
         # every network and optimiser that a state file holds (the hybrid trainer adds its own)
         self.nets: dict[str, torch.nn.Module] = {"G": self.generator}
         self.optimizers = {"G": torch.optim.Adam(self.generator.parameters(), lr=cfg.lr)}
@@ -137,7 +146,8 @@ class PairedTrainer:
 
     def _initialise(self, path: str) -> None:
         loaded = load_checkpoint(path)
-        if loaded.meta.generator != self.generator.config:
+        switches = {name: getattr(self.generator.config, name) for name in SWITCHES}
+        if dataclasses.replace(loaded.meta.generator, **switches) != self.generator.config:
             raise UsageError(f"the initial checkpoint {path} has a different architecture than this run "
                              f"({loaded.meta.generator} vs {self.generator.config}); train with the checkpoint's "
                              "width, blocks and downsampling")

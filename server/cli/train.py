@@ -17,7 +17,7 @@ import sys
 
 from nightgrade.colorpipeline.errors import UsageError
 from nightgrade.models.training.hybrid import HybridConfig, train_hybrid
-from nightgrade.models.training.paired import PairedConfig, architecture_of, train_paired
+from nightgrade.models.training.paired import SWITCHES, PairedConfig, architecture_of, train_paired
 from nightgrade.models.training.paper import TrainConfig, train
 
 _PAPER = TrainConfig(low_dir="", normal_dir="", out_dir="")
@@ -57,6 +57,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="paper: VGG19 weights (safetensors or torchvision .pth) for the perceptual loss; "
                         "default: the VGG16 shipped in stlpips-pytorch")
     # every config field is an option; unset ones take the chosen mode's default
+    _field_types = {f.name: str(f.type) for f in dataclasses.fields(HybridConfig)}
     for name in dict.fromkeys([f.name for f in dataclasses.fields(HybridConfig) if f.name not in _HYBRID_SKIP]
                               + [f.name for f in dataclasses.fields(TrainConfig) if f.name not in _PAPER_SKIP]):
         defaults = {mode: getattr(cfg, name) for mode, cfg in (("paired", _PAIRED), ("paper", _PAPER))
@@ -64,7 +65,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         if name in _HYBRID:
             defaults["hybrid"] = _HYBRID[name]
         default = next(iter(defaults.values()))
-        kind = _yes_no if isinstance(default, bool) else type(default) if default is not None else int
+        switch = isinstance(default, bool) or _field_types.get(name) == "bool | None"
+        kind = _yes_no if switch else type(default) if default is not None else int
         p.add_argument(f"--{name.replace('_', '-')}", type=kind,
                        default=None, help="(default " + ", ".join(f"{m} {v}" for m, v in defaults.items()) + ")")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
@@ -83,16 +85,17 @@ def _yes_no(text: str) -> bool:
 
 def _from_init(args: argparse.Namespace, init: str) -> None:
     """Take the network's architecture from the checkpoint a fine-tune starts from; a flag that
-    asks for another architecture is refused, naming the flag (the weights could not load)."""
+    asks for another architecture is refused, naming the flag (the weights could not load). The
+    ``SWITCHES`` (how the weights are used) default to the checkpoint's and may be set."""
     for name, value in architecture_of(init).items():
         given = (not args.no_region) if name == "region_input" else getattr(args, name)
         asked = args.no_region if name == "region_input" else given is not None
-        if asked and given != value:
+        if asked and given != value and name not in SWITCHES:
             flag = "--no-region" if name == "region_input" else f"--{name.replace('_', '-')} {given}"
             raise UsageError(f"{flag} differs from the network of --init {init} ({name} = {value}); a fine-tune "
                              "keeps the architecture of the model it starts from")
         if name != "region_input":
-            setattr(args, name, value)
+            setattr(args, name, given if asked else value)
         else:
             args.no_region = not value
 
