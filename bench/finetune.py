@@ -53,6 +53,8 @@ def main() -> int:
     parser.add_argument("eval_dir")
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--steps", type=int, default=800, help="schedule length (the time budget may stop it earlier)")
+    parser.add_argument("--train-args", default="", help="more `nightgrade train` options, e.g. "
+                        "'--train-exposure-level true'")
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
     clips = ("bikes_late", "carphone")
@@ -62,7 +64,7 @@ def main() -> int:
         start = time.perf_counter()
         rc = cli_main(["train", "--mode", "paired", "--init", "default", "--clean", os.path.join(tmp, "plates"),
                        "--out", out, "--steps", str(args.steps), "--minutes", str(args.minutes),
-                       "--quiet"])
+                       "--quiet", *args.train_args.split()])
         wall = time.perf_counter() - start
         if rc != 0:
             return rc
@@ -72,7 +74,8 @@ def main() -> int:
         after = score(os.path.join(out, "model.safetensors"), args.eval_dir, clips)
     lines = [SECTION, "",
              f"`bench/finetune.py` on {evaluate._now()} ({evaluate._machine()}): the shipped model fine-tuned with "
-             f"`nightgrade train --mode paired --init default --clean PLATES --minutes {args.minutes:g}` (the "
+             f"`nightgrade train --mode paired --init default --clean PLATES --minutes {args.minutes:g}"
+             f"{' ' + args.train_args if args.train_args else ''}` (the "
              "fine-tune defaults: lr 5e-5 after a 100-step warm-up) "
              f"on {count} clean plates of the `bikes` camera (frames 0-120, every 3rd; the evaluation clip "
              f"`bikes_late` is frames 150-185 of the same clip and was not used): {steps} steps in {wall / 60:.1f} "
