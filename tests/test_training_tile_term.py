@@ -75,8 +75,14 @@ def test_cli_fine_tune_takes_the_network_of_its_init_model(tmp_path, capsys) -> 
             "--frames-per-step", "1", "--crops-per-frame", "1", "--frame-side", "192", "--local", "32",
             "--region", "96", "--infer-local", "64", "--quiet"]
     assert main(args + ["--out", str(tmp_path / "ft")]) == 0
-    g = read_meta(tmp_path / "ft" / "model.safetensors").generator
-    assert (g.ngf, g.n_blocks, g.exposure_level) == (4, 1, False)
+    meta = read_meta(tmp_path / "ft" / "model.safetensors")
+    assert (meta.generator.ngf, meta.generator.n_blocks, meta.generator.exposure_level) == (4, 1, False)
+    # the fine-tune defaults: a gentle rate after a warm-up, the branch's level used while training
+    config = meta.training["config"]
+    assert (config["lr"], config["warmup"], config["train_exposure_level"]) == (5e-5, 100, True)
+    assert main(args + ["--out", str(tmp_path / "ft1"), "--train-exposure-level", "off", "--lr", "1e-4"]) == 0
+    config = read_meta(tmp_path / "ft1" / "model.safetensors").training["config"]
+    assert (config["lr"], config["train_exposure_level"]) == (1e-4, False)   # what the user asked for stays
     # a switch (how the weights are used) may be set, in words; an architecture change is refused in one line
     assert main(args + ["--out", str(tmp_path / "ft2"), "--exposure-level", "yes"]) == 0
     assert read_meta(tmp_path / "ft2" / "model.safetensors").generator.exposure_level is True
