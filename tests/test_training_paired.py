@@ -119,6 +119,7 @@ def test_hybrid_mode_trains_from_a_paired_model_resumes_exactly_and_keeps_no_pat
         assert torch.equal(a, b), name
     meta = read_meta(tmp_path / "whole" / "model.safetensors")
     assert meta.training["mode"] == "hybrid" and meta.training["steps"] == 3
+    assert meta.training["config"]["train_exposure_level"] is True   # a fine-tune trains with the level
     assert str(tmp_path) not in json.dumps(meta.training)
     start = load_checkpoint(str(base / "model.safetensors")).generator.state_dict()
     assert any(not torch.equal(v, start[k]) for k, v in whole.generator.state_dict().items())  # it learned
