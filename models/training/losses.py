@@ -111,10 +111,10 @@ def ssim_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def chroma_loss(a: torch.Tensor, b: torch.Tensor, pool: int = 4) -> torch.Tensor:
     """L1 between the colour (each channel minus the mean of the three) of 4x-averaged images.
 
-    Colour errors are small in per-channel L1 next to tone and noise, so a model trained on L1 alone
-    learns them last and restores too little of the saturation a dark capture lost (measured on the
-    ColorChecker: chroma at 0.71 of the reference; docs/quality.md). Averaging first keeps chroma
-    noise, which the generator should remove, out of this term.
+    Colour errors are small in per-channel L1 next to tone and noise, so this term weighs them on
+    their own; averaging first keeps chroma noise, which the generator should remove, out of it.
+    Measured at weight 1.0 (docs/model-card.md, "the colour run"): it removed the grey casts (worst
+    grey C* 2.11 -> 1.64) but muted colour further, so the shipped recipe leaves it off.
     """
     _check_same_shape(a, b, "chroma_loss")
     pa, pb = F.avg_pool2d(a, pool), F.avg_pool2d(b, pool)

@@ -57,7 +57,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="paper: VGG19 weights (safetensors or torchvision .pth) for the perceptual loss; "
                         "default: the VGG16 shipped in stlpips-pytorch")
     # every config field is an option; unset ones take the chosen mode's default
-    _field_types = {f.name: str(f.type) for f in dataclasses.fields(HybridConfig)}
+    field_types = {f.name: str(f.type) for f in dataclasses.fields(HybridConfig)}
     for name in dict.fromkeys([f.name for f in dataclasses.fields(HybridConfig) if f.name not in _HYBRID_SKIP]
                               + [f.name for f in dataclasses.fields(TrainConfig) if f.name not in _PAPER_SKIP]):
         defaults = {mode: getattr(cfg, name) for mode, cfg in (("paired", _PAIRED), ("paper", _PAPER))
@@ -65,7 +65,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         if name in _HYBRID:
             defaults["hybrid"] = _HYBRID[name]
         default = next(iter(defaults.values()))
-        switch = isinstance(default, bool) or _field_types.get(name) == "bool | None"
+        switch = isinstance(default, bool) or field_types.get(name) == "bool | None"
         kind = _yes_no if switch else type(default) if default is not None else int
         p.add_argument(f"--{name.replace('_', '-')}", type=kind,
                        default=None, help="(default " + ", ".join(f"{m} {v}" for m, v in defaults.items()) + ")")
