@@ -1,4 +1,5 @@
-"""Ablation at equal budget (issue 14, item 7): 6-channel vs 3-channel input, per-tile norm vs none.
+"""Ablation at equal budget (issue 14, item 7): 6-channel vs 3-channel input, per-tile norm vs none,
+the tile-consistency term vs none.
 
 Each variant is trained from scratch with ``nightgrade train --mode paired`` for the same number of
 steps (the same samples, in the same order) on the same clean frames, then scored on the paired evaluation clips (PSNR, SSIM) and for
@@ -25,8 +26,8 @@ from nightgrade.server.evaluation.methods import engine_method
 from nightgrade.server.evaluation.model_checks import tile_difference
 
 SECTION = "## Ablation at equal budget (issue 14, item 7)"
-VARIANTS = {"6-ch, no norm (shipped design)": [], "3-ch, no norm": ["--no-region"],
-            "6-ch, per-tile InstanceNorm": ["--norm", "instance"]}
+VARIANTS = {"6-ch, no norm": [], "6-ch, no norm, tile term 1.0 (shipped design)": ["--lambda-tile", "1.0"],
+            "3-ch, no norm": ["--no-region"], "6-ch, per-tile InstanceNorm": ["--norm", "instance"]}
 
 
 def main() -> int:
