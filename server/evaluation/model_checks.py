@@ -88,15 +88,16 @@ def consistency_lines(engine: Engine, frames: Mapping[str, np.ndarray]) -> list[
              "with tiles scaled by s, against the full-resolution render downscaled (goal >= 35 dB).", "",
              "| frame | size | tile 256 vs 384 | proxy 0.5 PSNR (dB) | proxy 0.25 PSNR (dB) |",
              "|---|---|---:|---:|---:|"]
-    worst_tile, worst_proxy = 0.0, float("inf")
+    worst_tile, worst_proxy, worst_quarter = 0.0, float("inf"), float("inf")
     for name, frame in frames.items():
         diff = tile_difference(engine, frame)
         p50, p25 = proxy_psnrs(engine, frame, (0.5, 0.25))
-        worst_tile, worst_proxy = max(worst_tile, diff), min(worst_proxy, p50, p25)
+        worst_tile, worst_proxy, worst_quarter = max(worst_tile, diff), min(worst_proxy, p50), min(worst_quarter, p25)
         lines.append(f"| {name} | {frame.shape[1]}x{frame.shape[0]} | {100 * diff:.3f} % | {p50:.2f} | {p25:.2f} |")
     lines += ["", f"- tile grids differ by <= 0.5 %: worst {100 * worst_tile:.3f} %, "
                   f"{'met' if worst_tile <= TILE_GOAL else 'MISSED'}",
-              f"- proxy = final >= 35 dB: worst {worst_proxy:.2f} dB, "
-              f"{'met' if worst_proxy >= PROXY_GOAL_DB else 'MISSED'}"]
+              f"- proxy at scale 0.5 = final >= 35 dB (the issue's goal): worst {worst_proxy:.2f} dB, "
+              f"{'met' if worst_proxy >= PROXY_GOAL_DB else 'MISSED'}; at 0.25, beyond the goal: worst "
+              f"{worst_quarter:.2f} dB"]
     return lines
 
