@@ -28,6 +28,11 @@ _PAPER_SKIP = {"low_dir", "normal_dir", "out_dir", "region_input", "perceptual_w
 _PAIRED_SKIP = {"clean_dir", "out_dir", "region_input", "init"}
 _HYBRID_SKIP = _PAIRED_SKIP | {"low_dir"}
 _FINE_TUNE = {"lr": 5e-5, "warmup": 100}  # paired mode with --init
+# Options whose default is a rule rather than a value.
+_HELP = {"exposure_level": "use the exposure branch's learned level in the model this run writes (default: true; "
+                           "with --init, the starting model's)",
+         "train_exposure_level": "use it while training (default: as --exposure-level; true with --init, as the "
+                                 "shipped model was trained)"}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -67,8 +72,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default = next(iter(defaults.values()))
         switch = isinstance(default, bool) or field_types.get(name) == "bool | None"
         kind = _yes_no if switch else type(default) if default is not None else int
-        p.add_argument(f"--{name.replace('_', '-')}", type=kind,
-                       default=None, help="(default " + ", ".join(f"{m} {v}" for m, v in defaults.items()) + ")")
+        shown = _HELP.get(name) or "(default " + ", ".join(f"{m} {v}" for m, v in defaults.items()) + ")"
+        p.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None, help=shown)
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress output")
     p.set_defaults(func=run)
