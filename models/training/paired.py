@@ -115,6 +115,19 @@ def architecture_of(path: str) -> dict[str, Any]:
             "norm": g.norm, "exposure_level": g.exposure_level}
 
 
+# The training objective and crop geometry of a paired run: a fine-tune keeps its starting model's
+# (a fine-tune of 0.3.2 without its tile term lost the tile consistency it was trained for).
+RECIPE = ("w", "lambda_gain", "lambda_ssim", "lambda_colour", "lambda_tile", "local", "region", "infer_local",
+          "frame_side", "frames_per_step", "crops_per_frame", "balance_sources")
+
+
+def recipe_of(path: str) -> dict[str, Any]:
+    """The ``RECIPE`` settings that trained the checkpoint at ``path``, as its metadata records them
+    (empty for a checkpoint whose metadata has no paired-run settings)."""
+    config = read_meta(path).training.get("config") or {}
+    return {name: config[name] for name in RECIPE if name in config}
+
+
 # Settings that may differ on --resume: the budget and how often to write.
 _RESUMABLE = {"out_dir", "steps", "checkpoint_seconds", "log_every"}
 

@@ -17,7 +17,7 @@ import sys
 
 from nightgrade.colorpipeline.errors import UsageError
 from nightgrade.models.training.hybrid import HybridConfig, train_hybrid
-from nightgrade.models.training.paired import SWITCHES, PairedConfig, architecture_of, train_paired
+from nightgrade.models.training.paired import SWITCHES, PairedConfig, architecture_of, recipe_of, train_paired
 from nightgrade.models.training.paper import TrainConfig, train
 
 _PAPER = TrainConfig(low_dir="", normal_dir="", out_dir="")
@@ -49,7 +49,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="training mode (default: paired with --clean, paper with --low/--normal, hybrid with "
                         "--clean and --low)")
     p.add_argument("--clean", help="paired, hybrid: folder of well-exposed frames (searched recursively)")
-    p.add_argument("--init", help="paired, hybrid: start from this checkpoint ('default' = the shipped model)")
+    p.add_argument("--init", help="paired, hybrid: start from this checkpoint ('default' = the shipped model); its network, "
+                        "loss weights and crop sizes are kept unless set")
     p.add_argument("--low", help="paper, hybrid: folder of real low-light frames (domain A)")
     p.add_argument("--normal", help="paper: folder of normal-light frames (domain B)")
     p.add_argument("--out", required=True, help="output folder")
@@ -91,7 +92,8 @@ def _yes_no(text: str) -> bool:
 def _from_init(args: argparse.Namespace, init: str) -> None:
     """Take the network's architecture from the checkpoint a fine-tune starts from; a flag that
     asks for another architecture is refused, naming the flag (the weights could not load). The
-    ``SWITCHES`` (how the weights are used) default to the checkpoint's and may be set."""
+    ``SWITCHES`` (how the weights are used) and the training ``RECIPE`` (loss weights, crop sizes)
+    default to the checkpoint's and may be set."""
     for name, value in architecture_of(init).items():
         given = (not args.no_region) if name == "region_input" else getattr(args, name)
         asked = args.no_region if name == "region_input" else given is not None
@@ -103,6 +105,10 @@ def _from_init(args: argparse.Namespace, init: str) -> None:
             setattr(args, name, given if asked else value)
         else:
             args.no_region = not value
+    # the loss weights and crop geometry it was trained with, unless set: the same objective, continued
+    for name, value in recipe_of(init).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
 
 
 def _given(args: argparse.Namespace, cfg_cls: type, skip: set[str]) -> dict:
