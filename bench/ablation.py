@@ -21,7 +21,7 @@ from nightgrade.models.checkpoint import read_meta
 from _common import report_quality_section
 
 from nightgrade.server.cli.main import main as cli_main
-from nightgrade.server.evaluation import evaluate
+from nightgrade.server.evaluation import evaluate, twins
 from nightgrade.server.evaluation.methods import engine_method
 from nightgrade.server.evaluation.model_checks import tile_difference
 
@@ -48,7 +48,7 @@ def main() -> int:
             weights = os.path.join(out, "model.safetensors")
             method, _ = engine_method(weights, "cpu")
             results = evaluate.evaluate(args.eval_dir, {"m": method}, max_frames=6)
-            main_clips = [c for c in results.clips if "_dark" not in c]
+            main_clips = twins.main_clips(results.clips)
             psnr, ssim, _ = evaluate._means(results, main_clips, "m")
             frame = evaluate.read_frame_of(args.eval_dir, "bikes_late", "low",
                                            evaluate.find_clips(args.eval_dir)["bikes_late"][0])
@@ -57,7 +57,7 @@ def main() -> int:
     lines = [SECTION, "",
              f"`bench/ablation.py` on {evaluate._now()} ({evaluate._machine()}): each variant trained from scratch "
              f"for {args.steps} steps on the same clean frames, scored on the first 6 frames of "
-             "each evaluation clip (mean over the clips that are not `_dark` twins).", "",
+             "each evaluation clip (mean over the clips that are not twins: `_dark`, `_mosaic`).", "",
              "| variant | steps | PSNR (dB) | SSIM | tile 256 vs 384 |", "|---|---:|---:|---:|---:|"]
     lines += [f"| {n} | {s} | {p:.2f} | {q:.4f} | {100 * d:.3f} % |" for n, s, p, q, d in rows]
     return report_quality_section(lines, args.write_docs)

@@ -16,8 +16,10 @@ The result stays dark: it is the underexposed capture, not a brightened one.
 Training pairs (issue 14) draw a camera per sample from ``CameraRanges`` (``draw_camera``): besides
 the above, white-balance error (a per-channel gain on the light reaching the sensor), row/banding
 noise (one Gaussian offset per sensor row, in electrons), a raised black level, quantisation at 8-16
-bits (display-encoded for 8/10-bit delivery, linear for 12/16-bit raw-like data) and optional JPEG
-compression of 8-bit data (the block and ringing artefacts of a delivery codec). ``capture`` works
+bits (display-encoded for 8/10-bit delivery, linear for 12/16-bit raw-like data), optional JPEG
+compression of 8-bit data (the block and ringing artefacts of a delivery codec), and a colour sensor's
+layout (``colorpipeline.sensor``): noise drawn on a Bayer mosaic and demosaiced (spatially correlated
+noise, as in real footage) and colour crosstalk undone by a colour matrix (amplified chroma noise). ``capture`` works
 scene-linear in and out; every draw comes from a seeded generator and is a plain dataclass, so it
 can be written down (``CameraModel.to_dict``).
 """
@@ -27,6 +29,8 @@ from dataclasses import asdict, dataclass
 
 import cv2
 import numpy as np
+
+from nightgrade.colorpipeline.sensor import colour_matrix, crosstalk_matrix, demosaic, mosaic
 
 _REC709_LUMA = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
 
@@ -44,6 +48,8 @@ class CameraModel:
     row_noise: float = 0.0
     black_level: float = 0.0
     jpeg_quality: int = 0
+    bayer: bool = False      # noise drawn on an RGGB mosaic, then demosaiced (colorpipeline.sensor)
+    crosstalk: float = 0.0   # the sensor's channel mix, undone after the noise (chroma noise x 1/(1-c))
 
     def __post_init__(self) -> None:
         if self.bits not in (8, 10, 12, 16):
@@ -52,6 +58,9 @@ class CameraModel:
             raise ValueError("full_well must be > 0; read_noise, row_noise and black_level >= 0")
         if not 0 <= self.jpeg_quality <= 100 or not 0.0 <= self.colour_loss <= 1.0:
             raise ValueError("jpeg_quality must be in [0, 100] (0: none) and colour_loss in [0, 1]")
+        if not 0.0 <= self.crosstalk < 0.9:
+            raise ValueError(f"crosstalk must be in [0, 0.9), got {self.crosstalk!r}")
+        object.__setattr__(self, "bayer", bool(self.bayer))
         object.__setattr__(self, "wb_error", tuple(float(g) for g in self.wb_error))
 
     def to_dict(self) -> dict:
@@ -86,11 +95,20 @@ def _capture(linear: np.ndarray, camera: CameraModel, rng: np.random.Generator, 
     linear = linear * np.float32(2.0 ** -camera.stops)
     if camera.wb_error != (1.0, 1.0, 1.0):
         linear = linear * np.asarray(camera.wb_error, dtype=np.float32)
-    electrons = rng.poisson(linear * camera.full_well).astype(np.float32)
+    if camera.crosstalk:
+        linear = linear @ crosstalk_matrix(camera.crosstalk).T
+    sites = mosaic(linear) if camera.bayer else linear   # what the photosites record
+    electrons = rng.poisson(sites * camera.full_well).astype(np.float32)
     electrons += rng.normal(0.0, camera.read_noise, size=electrons.shape).astype(np.float32)
     if camera.row_noise > 0:
-        electrons += rng.normal(0.0, camera.row_noise, size=(electrons.shape[0], 1, 1)).astype(np.float32)
-    signal = np.clip(electrons / camera.full_well + np.float32(camera.black_level), 0.0, 1.0)
+        rows = (electrons.shape[0],) + (1,) * (electrons.ndim - 1)
+        electrons += rng.normal(0.0, camera.row_noise, size=rows).astype(np.float32)
+    signal = electrons / np.float32(camera.full_well)
+    if camera.bayer:
+        signal = demosaic(signal)
+    if camera.crosstalk:
+        signal = signal @ colour_matrix(camera.crosstalk).T
+    signal = np.clip(signal + np.float32(camera.black_level), 0.0, 1.0)
     luma = signal @ _REC709_LUMA
     signal = (1.0 - camera.colour_loss) * signal + camera.colour_loss * luma[..., None]
     levels = float(2 ** camera.bits - 1)
@@ -135,6 +153,11 @@ class CameraRanges:
     bits: tuple[int, ...] = (8, 8, 10, 12, 16)
     jpeg_probability: float = 0.35
     jpeg_quality: tuple[int, int] = (30, 95)
+    # Added after 0.3.2 (trained on independent per-pixel noise only): real footage's noise is shaped
+    # by the sensor's mosaic and colour matrix (colorpipeline.sensor).
+    bayer_probability: float = 0.5
+    crosstalk: tuple[float, float] = (0.0, 0.5)
+    crosstalk_probability: float = 0.5
 
 
 def draw_camera(rng: np.random.Generator, ranges: CameraRanges = CameraRanges()) -> CameraModel:
@@ -152,6 +175,9 @@ def draw_camera(rng: np.random.Generator, ranges: CameraRanges = CameraRanges())
     bits = int(ranges.bits[int(rng.integers(len(ranges.bits)))])
     jpeg = int(rng.integers(ranges.jpeg_quality[0], ranges.jpeg_quality[1] + 1)) \
         if bits == 8 and rng.random() < ranges.jpeg_probability else 0
+    # drawn last, so the draws above keep the values they had before the sensor layout was added
+    bayer = bool(rng.random() < ranges.bayer_probability)
+    crosstalk = float(rng.uniform(*ranges.crosstalk)) if rng.random() < ranges.crosstalk_probability else 0.0
     return CameraModel(stops=stops, full_well=full_well, read_noise=read_noise, colour_loss=colour_loss, bits=bits,
                        wb_error=(float(2.0 ** red), 1.0, float(2.0 ** blue)), row_noise=row,
-                       black_level=black, jpeg_quality=jpeg)
+                       black_level=black, jpeg_quality=jpeg, bayer=bayer, crosstalk=crosstalk)

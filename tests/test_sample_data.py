@@ -58,7 +58,11 @@ def test_layout_and_manifest_counts(tiny: tuple[Path, dict]) -> None:
     assert outside["read_noise"] > draw.read_noise[1] and outside["colour_loss"] > draw.colour_loss[1]
     assert outside["row_noise"] > draw.row_noise[1]
     assert min(abs(math.log2(outside["wb_error"][0])), abs(math.log2(outside["wb_error"][2]))) > 2 * draw.wb_error_stops
-    assert manifest["totals"]["png_files"] == 2 + 3 + 4 * 3 * 2 + 1
+    mosaic = manifest["eval"]["bikes_late_mosaic"]["camera"]  # the evaluation camera on a mosaic sensor
+    assert mosaic == {**CameraModel().to_dict(), "bayer": True, "crosstalk": 0.3}
+    assert _rgb(out / "eval" / "bikes_late_mosaic" / "gt" / "frame.0150.png").tobytes() == \
+        _rgb(out / "eval" / "bikes_late" / "gt" / "frame.0150.png").tobytes()
+    assert manifest["totals"]["png_files"] == 2 + 3 + 5 * 3 * 2 + 1
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")], "temporary build folder left behind"
 
 

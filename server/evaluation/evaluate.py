@@ -10,8 +10,9 @@ metrics are display-referred.
 
 Per clip and method: PSNR and SSIM (means over frames) and the flicker error, all from
 ``colorpipeline.metrics``; also seconds per frame. Clips are the folders of EVAL_DIR holding
-``low/`` and ``gt/`` with the same file names (``nightgrade sample-data`` writes them). A clip named
-``<base>_dark<N>`` is the same footage as ``<base>``, N stops darker: the report shows the PSNR lost.
+``low/`` and ``gt/`` with the same file names (``nightgrade sample-data`` writes them). Twin clips
+(``twins``: ``<base>_dark<N>``, ``<base>_mosaic``) are ``<base>``'s footage captured another way: the
+report shows the PSNR lost against ``<base>`` and keeps them out of the mean.
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from nightgrade.colorpipeline.evaluation.baselines import gamma_clahe_nlm, histo
 from nightgrade.colorpipeline.io.atomic import atomic_target
 from nightgrade.colorpipeline.io.frame import Frame
 from nightgrade.colorpipeline.io.imageio import WriteOptions, read_frame, write_frame
+from nightgrade.server.evaluation import twins
 
 Method = Callable[[np.ndarray], np.ndarray]
 
@@ -45,7 +47,6 @@ BASELINE_DESCRIPTIONS = {
                        "tiles), OpenCV non-local means (h = hColor = 10, 7x7 template, 21x21 search)",
 }
 _LABEL_HEIGHT = 22
-_DARK_SUFFIX = "_dark"
 
 
 @dataclass(frozen=True)
@@ -208,7 +209,7 @@ def quality_markdown(results: EvalResults, descriptions: Mapping[str, str],
     for s in results.scores:
         lines.append(f"| {s.clip} | {s.frames} | {s.method} | {_db(s.psnr)} | {s.ssim:.4f} | {s.flicker:.4f} "
                      f"| {s.seconds_per_frame:.3f} |")
-    main = [c for c in results.clips if _DARK_SUFFIX not in c]
+    main = twins.main_clips(results.clips)
     lines += ["", f"## Mean over clips ({', '.join(main)})", "",
               "| method | PSNR (dB) | SSIM | flicker |", "|---|---:|---:|---:|"]
     for m in results.methods:
@@ -221,14 +222,14 @@ def quality_markdown(results: EvalResults, descriptions: Mapping[str, str],
 
 
 def _robustness_lines(results: EvalResults) -> list[str]:
-    pairs = [(c.rsplit(_DARK_SUFFIX, 1)[0], c) for c in results.clips
-             if _DARK_SUFFIX in c and c.rsplit(_DARK_SUFFIX, 1)[0] in results.clips]
+    pairs = [(parts[0], c) for c in results.clips
+             if (parts := twins.split(c)) is not None and parts[0] in results.clips]
     lines = []
-    for base, dark in pairs:
-        lines += ["", f"## Robustness: {dark} is {base} {dark.rsplit(_DARK_SUFFIX, 1)[1]} stop(s) darker", "",
-                  f"| method | PSNR {base} | PSNR {dark} | lost (dB) |", "|---|---:|---:|---:|"]
+    for base, twin in pairs:
+        lines += ["", f"## Robustness: {twins.describe(twin)}", "",
+                  f"| method | PSNR {base} | PSNR {twin} | lost (dB) |", "|---|---:|---:|---:|"]
         for m in results.methods:
-            a, b = results.score(base, m).psnr, results.score(dark, m).psnr
+            a, b = results.score(base, m).psnr, results.score(twin, m).psnr
             lines.append(f"| {m} | {_db(a)} | {_db(b)} | {_db(a - b)} |")
     return lines
 
@@ -245,8 +246,9 @@ def _goal_lines(results: EvalResults, goals: GoalNames, main: list[str]) -> list
                          f"{'met' if gain >= need else 'MISSED'}")
     lines.append(f"- {goals.ours} mean SSIM >= 0.80: measured {ours_ssim:.4f}, {'met' if ours_ssim >= 0.8 else 'MISSED'}")
     for c in results.clips:
-        base = c.rsplit(_DARK_SUFFIX, 1)[0]
-        if _DARK_SUFFIX in c and base in results.clips:
+        parts = twins.split(c)
+        base = parts[0] if parts else ""
+        if parts and parts[1] == twins.DARK and base in results.clips:
             lost = results.score(base, goals.ours).psnr - results.score(c, goals.ours).psnr
             lines.append(f"- {goals.ours} loses <= 2 dB on {c}: lost {lost:.2f} dB, "
                          f"{'met' if lost <= 2.0 else 'MISSED'}")

@@ -17,8 +17,9 @@ Unpaired training follows the paper's setting (Sec. 3.1: no ground truth for nig
 evaluation pairs exist only because the low half is synthesised from a clean frame by
 ``colorpipeline.lowlight`` (linear light, -k stops, shot + read noise, colour loss, 8-bit).
 Eval clips never share frames with the low training domain: ``bikes_late`` is a later shot of the
-same clip, ``carphone`` another clip, and ``bikes_late_dark2`` the same frames 2 stops darker than
-training (the robustness goal of issue 4, item 5).
+same clip, ``carphone`` another clip, ``bikes_late_dark2`` the same frames 2 stops darker than
+training (the robustness goal of issue 4, item 5) and ``bikes_late_mosaic`` the same frames from a
+Bayer-mosaic sensor with colour crosstalk (real footage's correlated noise; ``colorpipeline.sensor``).
 
 Every frame's noise is drawn from ``default_rng((seed, stream, source_frame))``, so a frame's pixels
 do not depend on how many other frames were built. The build goes to a hidden sibling folder that is
@@ -88,6 +89,10 @@ _OUTSIDE_CAMERA = CameraModel(stops=8.5, full_well=60000.0, read_noise=12.0, col
                               wb_error=(1.75, 1.0, 0.57), row_noise=6.0, black_level=0.0, jpeg_quality=0)
 
 
+#: The sensor layout of ``EvalClip.mosaic`` clips (colorpipeline.sensor): mid-range crosstalk.
+MOSAIC_SENSOR = {"bayer": True, "crosstalk": 0.3}
+
+
 @dataclass(frozen=True)
 class EvalClip:
     """A paired evaluation clip: ``count`` consecutive frames of ``source`` from ``first``, darkened by
@@ -98,6 +103,7 @@ class EvalClip:
     first: int
     extra_stops: float = 0.0
     camera: CameraModel | None = None  # a camera of its own instead of the training one
+    mosaic: bool = False  # the evaluation camera on a Bayer-mosaic sensor with colour crosstalk (MOSAIC_SENSOR)
 
 
 @dataclass(frozen=True)
@@ -123,6 +129,7 @@ class SampleDataConfig:
         EvalClip("bikes_late", "bikes.mp4", 150),
         EvalClip("carphone", "carphone_pristine.mp4", 0),
         EvalClip("bikes_late_dark2", "bikes.mp4", 150, extra_stops=2.0),
+        EvalClip("bikes_late_mosaic", "bikes.mp4", 150, mosaic=True),
         # outside every range the training draw uses (colorpipeline.lowlight.CameraRanges)
         EvalClip("carphone_outside", "carphone_pristine.mp4", 0, camera=_OUTSIDE_CAMERA),
     )
@@ -256,11 +263,12 @@ def _build(work: str, cfg: SampleDataConfig) -> dict:
 
 
 def _build_eval_clip(work: str, clip: EvalClip, cfg: SampleDataConfig, frames: dict[int, np.ndarray]) -> dict:
-    camera = clip.camera or dataclasses.replace(cfg.camera, stops=cfg.camera.stops + clip.extra_stops)
+    camera = clip.camera or dataclasses.replace(cfg.camera, stops=cfg.camera.stops + clip.extra_stops,
+                                                **(MOSAIC_SENSOR if clip.mosaic else {}))
     indices = list(range(clip.first, clip.first + cfg.eval_frames))
     folder = os.path.join(work, "eval", clip.name)
     for i in indices:
-        # The same (seed, frame) noise stream for a clip and its darker twin: only the exposure differs.
+        # The same (seed, frame) noise stream for a clip and its twins: only the exposure or sensor differs.
         rng = np.random.default_rng((cfg.seed, _STREAM_EVAL, _clip_stream(clip.source), i))
         _write_png(os.path.join(folder, "gt", f"frame.{i:04d}.png"), frames[i])
         _write_png(os.path.join(folder, "low", f"frame.{i:04d}.png"), simulate_low_light(frames[i], camera, rng))

@@ -1,0 +1,41 @@
+"""Twin evaluation clips: the footage of a clip captured another way (issue 14, item 7).
+
+A twin is named ``<base><suffix><rest>``. The report shows each twin's PSNR against its base clip's
+and keeps twins out of the mean over clips (they repeat the base clip's pictures):
+
+- ``<base>_dark<N>``: the same frames N stops darker (issue 14's goal: <= 2 dB lost);
+- ``<base>_mosaic``: the same frames from a Bayer-mosaic sensor with colour crosstalk
+  (``colorpipeline.sensor``): spatially correlated, amplified chroma noise, as in real footage.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+DARK = "_dark"
+MOSAIC = "_mosaic"
+_SUFFIXES = (DARK, MOSAIC)
+
+
+def split(clip: str) -> tuple[str, str, str] | None:
+    """(base, suffix, rest) of a twin's name, or None for a clip that is not a twin."""
+    for suffix in _SUFFIXES:
+        if suffix in clip:
+            base, rest = clip.rsplit(suffix, 1)
+            return base, suffix, rest
+    return None
+
+
+def main_clips(clips: Iterable[str]) -> list[str]:
+    """The clips that are not twins: those the mean over clips is taken on."""
+    return [c for c in clips if split(c) is None]
+
+
+def describe(clip: str) -> str:
+    """How a twin differs from its base clip, in words."""
+    parts = split(clip)
+    if parts is None:
+        raise ValueError(f"{clip} is not a twin clip")
+    base, suffix, rest = parts
+    if suffix == DARK:
+        return f"{clip} is {base} {rest} stop(s) darker"
+    return f"{clip} is {base} from a Bayer-mosaic sensor with colour crosstalk (correlated, amplified chroma noise)"
