@@ -117,7 +117,7 @@ def architecture_of(path: str) -> dict[str, Any]:
 
 
 # The training objective and crop geometry of a paired run: a fine-tune keeps its starting model's
-# (a fine-tune of 0.3.2 without its tile term lost the tile consistency it was trained for).
+# (before, a fine-tune of 0.3.2 trained without the tile term and SSIM weight that 0.3.2 was made with).
 RECIPE = ("w", "lambda_gain", "lambda_ssim", "lambda_colour", "lambda_tile", "local", "region", "infer_local",
           "frame_side", "frames_per_step", "crops_per_frame", "balance_sources")
 
