@@ -58,8 +58,9 @@ def test_crosstalk_amplifies_chroma_noise_only() -> None:
     assert abs(mixed.mean() - base.mean()) < 1e-3      # the exposure is unchanged
 
 
-def test_the_draw_covers_the_sensor_layouts_and_refuses_bad_crosstalk() -> None:
-    rng, ranges = np.random.default_rng(0), CameraRanges()
+def test_the_draw_can_cover_the_sensor_layouts_and_refuses_bad_crosstalk() -> None:
+    assert not any(d.bayer or d.crosstalk for d in (draw_camera(np.random.default_rng(i)) for i in range(50)))
+    rng, ranges = np.random.default_rng(0), CameraRanges(bayer_probability=0.5, crosstalk_probability=0.5)
     draws = [draw_camera(rng, ranges) for _ in range(200)]
     assert 60 < sum(d.bayer for d in draws) < 140
     talk = [d.crosstalk for d in draws]
