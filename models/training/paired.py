@@ -70,7 +70,6 @@ class PairedConfig:
     lambda_colour: float = 0.0  # colour: L1 of 4x-averaged chroma (losses.chroma_loss)
     lambda_tile: float = 0.0    # tile consistency: crops in pairs, L1 between their overlapping outputs
     warmup: int = 0             # steps of linear learning-rate warm-up (fine-tunes: fresh Adam moments)
-    freeze_exposure: bool = False  # keep the exposure branch as loaded (a fine-tune's few plates teach the generator)
     balance_sources: bool = True
     seed: int = 0
     init: str = ""
@@ -151,10 +150,7 @@ class PairedTrainer:
                                          else cfg.train_exposure_level)
         # every network and optimiser that a state file holds (the hybrid trainer adds its own)
         self.nets: dict[str, torch.nn.Module] = {"G": self.generator}
-        if cfg.freeze_exposure:
-            self.generator.exposure.requires_grad_(False)
-        trained = [p for p in self.generator.parameters() if p.requires_grad]
-        self.optimizers = {"G": torch.optim.Adam(trained, lr=cfg.lr)}
+        self.optimizers = {"G": torch.optim.Adam(self.generator.parameters(), lr=cfg.lr)}
         paths = find_clean_frames(cfg.clean_dir)
         self.pictures = load_clean(paths, min_side=cfg.local)
         self.weights = source_weights(paths, cfg.clean_dir) if cfg.balance_sources else None
