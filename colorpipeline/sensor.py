@@ -1,7 +1,7 @@
 """A colour sensor's layout for the camera model (``colorpipeline.lowlight``): Bayer mosaic and crosstalk.
 
 Real footage is not noisy the way independent per-pixel, per-channel noise is. Two steps of every
-camera shape it, and a network trained only on independent noise reads their result as texture:
+camera shape its noise, and a network trained only on independent noise has never seen the result:
 
 - **Bayer mosaic.** Each photosite records one colour of an RGGB pattern; the noise is drawn there,
   one value per site, and demosaicing interpolates the missing two colours from neighbours. The

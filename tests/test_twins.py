@@ -11,6 +11,7 @@ def test_twins_are_recognised_by_name_and_described() -> None:
     assert twins.split("bikes_late_dark2") == ("bikes_late", "_dark", "2")
     assert twins.split("bikes_late_mosaic") == ("bikes_late", "_mosaic", "")
     assert twins.split("carphone_outside") is None      # a camera of its own, not a twin
+    assert twins.split("my_darkroom") is None and twins.split("a_mosaic_tiles") is None   # names that merely contain one
     assert twins.main_clips(["a", "a_dark2", "a_mosaic", "b_outside"]) == ["a", "b_outside"]
     assert twins.describe("a_dark2") == "a_dark2 is a 2 stop(s) darker"
     assert "Bayer-mosaic sensor" in twins.describe("a_mosaic")

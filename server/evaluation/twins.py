@@ -21,7 +21,8 @@ def split(clip: str) -> tuple[str, str, str] | None:
     for suffix in _SUFFIXES:
         if suffix in clip:
             base, rest = clip.rsplit(suffix, 1)
-            return base, suffix, rest
+            if base and (rest.replace(".", "", 1).isdigit() if suffix == DARK else not rest):
+                return base, suffix, rest
     return None
 
 
