@@ -126,3 +126,15 @@ def test_cli_fine_tune_keeps_the_loss_weights_and_crops_of_its_init_model(tmp_pa
     config = read_meta(tmp_path / "ft1" / "model.safetensors").training["config"]
     assert (config["lambda_tile"], config["crops_per_frame"], config["lambda_ssim"]) == (0.0, 1, 0.25)
 
+
+
+def test_the_anchor_term_holds_a_fine_tune_to_its_starting_model(tmp_path) -> None:
+    base = train_paired(_cfg(tmp_path), log=lambda m: None)
+    lines = []
+    cfg = _cfg(tmp_path, init=base["model"], lambda_anchor=1.0)
+    train_paired(PairedConfig(**{**cfg.__dict__, "out_dir": str(tmp_path / "ft")}), log=lines.append)
+    values = [float(part.split("=")[1]) for line in lines for part in line.split() if part.startswith("anchor=")]
+    # the first step compares the starting model with itself; then the run moves away from it
+    assert len(values) == 2 and values[0] == 0.0 and values[1] > 0.0
+    with pytest.raises(UsageError, match="needs --init"):
+        PairedConfig(clean_dir="c", out_dir="o", lambda_anchor=0.5)

@@ -14,7 +14,10 @@ smooths away), plus ``lambda_colour`` times the L1 of the 4x-averaged chroma (sa
 which per-channel L1 learns last), plus ``lambda_gain`` times the squared error of the predicted log2
 exposure gains against the true ones (anchors the exposure branch early on), plus ``lambda_tile``
 times the L1 between the outputs of crop pairs where they overlap (``losses.overlap_l1``: tile
-consistency, issue 14 item 4). Frames are drawn balanced over sources
+consistency, issue 14 item 4), plus, in a fine-tune, ``lambda_anchor`` times the L1 between the
+8x-averaged outputs of the run and of the model it started from on the same crops (learning without
+forgetting: a camera's few plates should teach texture and noise, not a tone that its other shots
+do not share; docs/quality.md measured that loss). Frames are drawn balanced over sources
 (``paired_data.source_weights``) so one long clip or large package cannot dominate.
 Adam with a cosine decay of the learning rate. Resume is exact: weights, Adam moments, both RNGs.
 """
@@ -69,6 +72,7 @@ class PairedConfig:
     lambda_ssim: float = 0.15
     lambda_colour: float = 0.0  # colour: L1 of 4x-averaged chroma (losses.chroma_loss)
     lambda_tile: float = 0.0    # tile consistency: crops in pairs, L1 between their overlapping outputs
+    lambda_anchor: float = 0.0  # fine-tunes: L1 to the --init model's 8x-averaged output (keeps its tone, module doc)
     warmup: int = 0             # steps of linear learning-rate warm-up (fine-tunes: fresh Adam moments)
     balance_sources: bool = True
     seed: int = 0
@@ -87,6 +91,8 @@ class PairedConfig:
                                                                   self.crops_per_frame) < 1:
             raise UsageError("the training frame (frame_side x 9/16) must be taller than half the region, and "
                              "steps and batch sizes must be at least 1")
+        if self.lambda_anchor and not self.init:
+            raise UsageError("the anchor term compares with the model a fine-tune starts from: it needs --init")
         if self.lambda_tile and self.crops_per_frame % 2:
             raise UsageError(f"the tile-consistency term takes crops in pairs: crops_per_frame must be even, "
                              f"got {self.crops_per_frame}")
@@ -165,6 +171,9 @@ class PairedTrainer:
                              f"({loaded.meta.generator} vs {self.generator.config}); train with the checkpoint's "
                              "width, blocks and downsampling")
         self.generator.load_state_dict(loaded.generator.state_dict())
+        # the starting model, frozen: the anchor term's reference
+        self.anchor = build_generator(self.generator.config).requires_grad_(False)
+        self.anchor.load_state_dict(loaded.generator.state_dict())
 
     def learning_rate(self, step: int) -> float:
         """Cosine decay over ``steps``, after a linear warm-up: Adam's first updates move every weight
@@ -198,10 +207,17 @@ class PairedTrainer:
         structure = ssim_loss(y, target) if cfg.lambda_ssim else torch.zeros(())
         tile = overlap_l1(y, shifts) if cfg.lambda_tile else torch.zeros(())
         colour = chroma_loss(y, target) if cfg.lambda_colour else torch.zeros(())
+        if cfg.lambda_anchor:
+            with torch.no_grad():
+                reference = F.avg_pool2d(self.anchor(x), 8)
+            anchor = F.l1_loss(F.avg_pool2d(y, 8), reference)
+        else:
+            anchor = torch.zeros(())
         loss = (cfg.w * fine + (1.0 - cfg.w) * coarse + cfg.lambda_ssim * structure + cfg.lambda_gain * gain_err
-                + cfg.lambda_tile * tile + cfg.lambda_colour * colour)
+                + cfg.lambda_tile * tile + cfg.lambda_colour * colour + cfg.lambda_anchor * anchor)
         return loss, {"loss": loss.item(), "l1": fine.item(), "coarse": coarse.item(), "gain_mse": gain_err.item(),
-                      "ssim_loss": structure.item(), "tile_l1": tile.item(), "colour": colour.item()}
+                      "ssim_loss": structure.item(), "tile_l1": tile.item(), "colour": colour.item(),
+                      "anchor": anchor.item()}
 
     def step(self) -> dict[str, float]:
         lr = self._set_learning_rate()
