@@ -80,6 +80,7 @@ def test_cli_fine_tune_takes_the_network_of_its_init_model(tmp_path, capsys) -> 
     # the fine-tune defaults: a gentle rate after a warm-up, the branch's level used while training
     config = meta.training["config"]
     assert (config["lr"], config["warmup"], config["train_exposure_level"]) == (5e-5, 100, True)
+    assert config["lambda_anchor"] == 3.0       # held to the starting model's tone
     assert main(args + ["--out", str(tmp_path / "ft1"), "--train-exposure-level", "off", "--lr", "1e-4"]) == 0
     config = read_meta(tmp_path / "ft1" / "model.safetensors").training["config"]
     assert (config["lr"], config["train_exposure_level"]) == (1e-4, False)   # what the user asked for stays
