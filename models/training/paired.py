@@ -171,9 +171,9 @@ class PairedTrainer:
                              f"({loaded.meta.generator} vs {self.generator.config}); train with the checkpoint's "
                              "width, blocks and downsampling")
         self.generator.load_state_dict(loaded.generator.state_dict())
-        # the starting model, frozen: the anchor term's reference
-        self.anchor = build_generator(self.generator.config).requires_grad_(False)
-        self.anchor.load_state_dict(loaded.generator.state_dict())
+        if self.cfg.lambda_anchor:  # the starting model, frozen: the anchor term's reference
+            self.anchor = build_generator(self.generator.config).requires_grad_(False)
+            self.anchor.load_state_dict(loaded.generator.state_dict())
 
     def learning_rate(self, step: int) -> float:
         """Cosine decay over ``steps``, after a linear warm-up: Adam's first updates move every weight
