@@ -60,7 +60,7 @@ def _checks(eval_dir: str, methods) -> list[str]:
         clips = evaluate.find_clips(eval_dir)
         # large frames (1920 px wide, noise made at that size): proxies at 0.25 are still real pictures
         frames = {f"{c} (1920 wide)": check_frame(evaluate.read_frame_of(eval_dir, c, "gt", files[0]))
-                  for c, files in clips.items() if c in twins.main_clips(clips) and "_outside" not in c}
+                  for c, files in clips.items() if twins.split(c) is None and "_outside" not in c}
         lines += consistency_lines(engine, frames)
     return lines
 
