@@ -33,6 +33,7 @@ import numpy as np
 from nightgrade.colorpipeline.sensor import colour_matrix, crosstalk_matrix, demosaic, mosaic
 
 _REC709_LUMA = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
+_EPS = 1e-5
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,24 @@ def simulate_low_light(srgb: np.ndarray, camera: CameraModel, rng: np.random.Gen
 def capture(linear: np.ndarray, camera: CameraModel, rng: np.random.Generator) -> np.ndarray:
     """The low-light capture of a scene-linear HxWx3 frame (1.0 = white), scene-linear out."""
     return _capture(np.clip(np.asarray(linear, dtype=np.float32), 0.0, None), camera, rng, encoded=False)
+
+
+def undo_gains(linear: np.ndarray, captured: np.ndarray, camera: CameraModel) -> np.ndarray:
+    """log2 gains (3,), one per channel, that bring ``captured`` (``camera``'s capture of the scene-linear
+    ``linear``) back to the scene's exposure and white balance: what a frame-level exposure stage should
+    learn (``models/exposure.py``).
+
+    The level is the ratio of luminances once the white-balance error is divided out; each channel then
+    undoes its own white-balance gain. Colour loss is left out on purpose: desaturation moves each
+    channel's mean towards luminance by an amount that depends on the scene's own colours, which a
+    frame-level gain cannot know. Measured per channel (ratio of channel means), the warm average of the
+    training pictures taught the exposure branch a constant warm cast (R +0.06, B -0.21 stops on every
+    frame, whatever its white balance: docs/model-card.md); restoring saturation is the generator's work.
+    """
+    wb = np.asarray(camera.wb_error, dtype=np.float64)
+    scene = float(np.asarray(linear, np.float64).reshape(-1, 3).mean(axis=0) @ _REC709_LUMA)
+    seen = float((np.asarray(captured, np.float64).reshape(-1, 3).mean(axis=0) / wb) @ _REC709_LUMA)
+    return (np.log2((scene + _EPS) / (seen + _EPS)) - np.log2(wb)).astype(np.float32)
 
 
 def _capture(linear: np.ndarray, camera: CameraModel, rng: np.random.Generator, encoded: bool) -> np.ndarray:

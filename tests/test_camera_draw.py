@@ -6,7 +6,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from nightgrade.colorpipeline.lowlight import CameraModel, CameraRanges, capture, draw_camera
+from nightgrade.colorpipeline.lowlight import CameraModel, CameraRanges, capture, draw_camera, undo_gains
 
 
 def test_draws_stay_in_their_ranges_and_cover_them() -> None:
@@ -62,3 +62,32 @@ def test_bad_cameras_are_refused() -> None:
         CameraModel(bits=9)
     with pytest.raises(ValueError, match="jpeg_quality"):
         CameraModel(jpeg_quality=101)
+
+
+def _warm_scene() -> np.ndarray:
+    rng = np.random.default_rng(3)
+    scene = rng.uniform(0.05, 0.9, (48, 64, 1)).astype(np.float32) * np.array([1.0, 0.7, 0.35], np.float32)
+    return scene
+
+
+def test_undo_gains_ignore_colour_loss():
+    """A desaturated capture of a warm scene needs the same gain in every channel: colour loss is not a
+    white-balance error (measured per channel, it taught the exposure branch a constant warm cast)."""
+    scene = _warm_scene()
+    camera = CameraModel(stops=3.0, full_well=1e7, read_noise=0.0, colour_loss=0.6, bits=16)
+    dark = capture(scene, camera, np.random.default_rng(0))
+    gains = undo_gains(scene, dark, camera)
+    np.testing.assert_allclose(gains, np.full(3, 3.0), atol=0.01)
+    per_channel = np.log2(scene.reshape(-1, 3).mean(0) / dark.reshape(-1, 3).mean(0))
+    assert per_channel[2] - per_channel[1] < -0.3  # what the ratio of channel means would have taught
+
+
+def test_undo_gains_undo_white_balance_and_exposure():
+    scene = _warm_scene()
+    camera = CameraModel(stops=5.0, full_well=1e7, read_noise=0.0, colour_loss=0.0, bits=16,
+                         wb_error=(2.0 ** 0.3, 1.0, 2.0 ** -0.2))
+    dark = capture(scene, camera, np.random.default_rng(0))
+    gains = undo_gains(scene, dark, camera)
+    np.testing.assert_allclose(gains, [4.7, 5.0, 5.2], atol=0.01)
+    restored = dark * np.exp2(gains)
+    np.testing.assert_allclose(restored.reshape(-1, 3).mean(0), scene.reshape(-1, 3).mean(0), rtol=0.01)

@@ -20,11 +20,11 @@ import torch
 import torch.nn.functional as F
 
 from nightgrade.colorpipeline.errors import InputError
-from nightgrade.colorpipeline.lowlight import CameraRanges, capture, draw_camera, linear_to_srgb, srgb_to_linear
+from nightgrade.colorpipeline.lowlight import (CameraRanges, capture, draw_camera, linear_to_srgb, srgb_to_linear,
+                                               undo_gains)
 from nightgrade.models.exposure import decode_srgb, encode_srgb, thumbnail
 
 _EXTENSIONS = (".png", ".jpg", ".jpeg")
-_EPS = 1e-5
 
 
 def find_clean_frames(folder: str) -> list[str]:
@@ -160,7 +160,7 @@ def make_frames(pictures: list[np.ndarray], count: int, frame_side: int, rng: np
         camera = draw_camera(rng, ranges)
         dark = capture(linear, camera, rng)
         dark_srgb = linear_to_srgb(np.clip(dark, 0.0, 1.0))
-        truth = np.log2((linear.mean(axis=(0, 1)) + _EPS) / (dark.mean(axis=(0, 1)) + _EPS))
+        truth = undo_gains(linear, dark, camera)
         clean.append(frame.transpose(2, 0, 1))
         low.append(dark_srgb.transpose(2, 0, 1))
         thumbs.append(thumbnail(dark_srgb))  # exactly what the engine gives the branch at inference
