@@ -12,7 +12,8 @@ the paper's w = 0.9 (the coarse term weighs tone and colour over a neighbourhood
 uses a perceptual loss on the region), plus ``lambda_ssim`` times 1 - SSIM (structure, which L1 alone
 smooths away), plus ``lambda_colour`` times the L1 of the 4x-averaged chroma (saturation and casts,
 which per-channel L1 learns last), plus ``lambda_gain`` times the squared error of the predicted log2
-exposure gains against the true ones (anchors the exposure branch early on), plus ``lambda_tile``
+exposure gains against the ones that undo the capture's exposure and white balance
+(``colorpipeline.lowlight.undo_gains``; anchors the exposure branch), plus ``lambda_tile``
 times the L1 between the outputs of crop pairs where they overlap (``losses.overlap_l1``: tile
 consistency, issue 14 item 4), plus, in a fine-tune, ``lambda_anchor`` times the L1 between the
 8x-averaged outputs of the run and of the model it started from on the same crops (learning without
@@ -151,7 +152,7 @@ class PairedTrainer:
         if cfg.init:
             self._initialise(cfg.init)
         # The exported model keeps cfg.exposure_level; training may use the branch's level or not
-        # (0.3.2 trained with it, as 0.3.0 did, and ships without it: docs/model-card.md).
+        # (0.3.2 and 0.3.3 trained with it, as 0.3.0 did, and ship without it: docs/model-card.md).
         self.generator.exposure.level = (cfg.exposure_level if cfg.train_exposure_level is None
                                          else cfg.train_exposure_level)
         # every network and optimiser that a state file holds (the hybrid trainer adds its own)
