@@ -65,12 +65,12 @@ def test_bad_cameras_are_refused() -> None:
 
 
 def _warm_scene() -> np.ndarray:
-    rng = np.random.default_rng(3)
-    scene = rng.uniform(0.05, 0.9, (48, 64, 1)).astype(np.float32) * np.array([1.0, 0.7, 0.35], np.float32)
-    return scene
+    """A scene-linear frame whose every pixel is warm (R > G > B), as the training pictures are on average."""
+    levels = np.random.default_rng(3).uniform(0.05, 0.9, (48, 64, 1)).astype(np.float32)
+    return levels * np.array([1.0, 0.7, 0.35], np.float32)
 
 
-def test_undo_gains_ignore_colour_loss():
+def test_undo_gains_ignore_colour_loss() -> None:
     """A desaturated capture of a warm scene needs the same gain in every channel: colour loss is not a
     white-balance error (measured per channel, it taught the exposure branch a constant warm cast)."""
     scene = _warm_scene()
@@ -82,7 +82,7 @@ def test_undo_gains_ignore_colour_loss():
     assert per_channel[2] - per_channel[1] < -0.3  # what the ratio of channel means would have taught
 
 
-def test_undo_gains_undo_white_balance_and_exposure():
+def test_undo_gains_undo_white_balance_and_exposure() -> None:
     scene = _warm_scene()
     camera = CameraModel(stops=5.0, full_well=1e7, read_noise=0.0, colour_loss=0.0, bits=16,
                          wb_error=(2.0 ** 0.3, 1.0, 2.0 ** -0.2))
