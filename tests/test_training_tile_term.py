@@ -2,6 +2,7 @@
 (issue 14, items 4 and 6)."""
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import cv2
@@ -101,12 +102,12 @@ def test_training_may_use_the_learned_level_that_the_exported_model_leaves_off(t
     # 0.3.2's recipe: train with the branch's level (as the model it starts from was), ship without it
     base = _cfg(tmp_path, exposure_level=True)
     a = train_paired(base, log=lambda m: None)
-    b = train_paired(PairedConfig(**{**base.__dict__, "out_dir": str(tmp_path / "b"), "exposure_level": False,
-                                     "train_exposure_level": True}), log=lambda m: None)
+    b = train_paired(dataclasses.replace(base, out_dir=str(tmp_path / "b"), exposure_level=False,
+                                         train_exposure_level=True), log=lambda m: None)
     meta_a, meta_b = read_meta(a["model"]), read_meta(b["model"])
     assert meta_a.digest == meta_b.digest          # the same updates: training used the level in both
     assert (meta_a.generator.exposure_level, meta_b.generator.exposure_level) == (True, False)
-    c = train_paired(PairedConfig(**{**base.__dict__, "out_dir": str(tmp_path / "c"), "exposure_level": False}),
+    c = train_paired(dataclasses.replace(base, out_dir=str(tmp_path / "c"), exposure_level=False),
                      log=lambda m: None)
     assert read_meta(c["model"]).digest != meta_a.digest   # without the level in training, other updates
 
@@ -133,7 +134,7 @@ def test_the_anchor_term_holds_a_fine_tune_to_its_starting_model(tmp_path) -> No
     base = train_paired(_cfg(tmp_path), log=lambda m: None)
     lines = []
     cfg = _cfg(tmp_path, init=base["model"], lambda_anchor=1.0)
-    train_paired(PairedConfig(**{**cfg.__dict__, "out_dir": str(tmp_path / "ft")}), log=lines.append)
+    train_paired(dataclasses.replace(cfg, out_dir=str(tmp_path / "ft")), log=lines.append)
     values = [float(part.split("=")[1]) for line in lines for part in line.split() if part.startswith("anchor=")]
     # the first step compares the starting model with itself; then the run moves away from it
     assert len(values) == 2 and values[0] == 0.0 and values[1] > 0.0
