@@ -10,6 +10,9 @@ sees the same exposure.
 The branch starts as plain auto-exposure (``log2 gain = target - log2 mean linear luma``, the
 target learnable) and learns per-channel corrections from thumbnail features: how dark the scene
 really was meant to be, colour casts, raised blacks. Its output is clamped to ``GAIN_RANGE`` stops.
+With ``mirrors`` on, the gains are the mean over the thumbnail and its three mirror images: a
+frame's exposure is then a property of its content, not of where things sit in it (0.3.3 gave a
+frame and its left-right mirror gains up to 0.24 stops apart: docs/model-card.md).
 
 The working space of these models is sRGB-encoded (the checkpoint's ``colorspace``); gains are
 applied to decoded (linear) values and the result re-encoded, clipped to [0, 1] like everything the
@@ -42,11 +45,12 @@ def decode_srgb(v: torch.Tensor) -> torch.Tensor:
 class FrameExposure(nn.Module):
     """Thumbnail (B, 3, THUMB, THUMB) sRGB in [0, 1] -> log2 gains (B, 3), one per channel."""
 
-    def __init__(self, width: int = 16, level: bool = True) -> None:
+    def __init__(self, width: int = 16, level: bool = True, mirrors: bool = False) -> None:
         super().__init__()
         # level=False: auto-exposure to the learned target plus per-channel balance, no learned guess of
         # how bright the scene was meant to be (measured to generalise better: docs/model-card.md)
         self.level = level
+        self.mirrors = mirrors
         self.target = nn.Parameter(torch.tensor(math.log2(0.18)))
         self.features = nn.Sequential(
             nn.Conv2d(6, width, 3, stride=2, padding=1), nn.ReLU(inplace=True),
@@ -60,6 +64,13 @@ class FrameExposure(nn.Module):
         nn.init.zeros_(self.head[-1].bias)
 
     def forward(self, thumb: torch.Tensor) -> torch.Tensor:
+        if not self.mirrors:
+            return self._gains(thumb)
+        # one batch of the four mirror images; the mean of their gains is mirror-invariant
+        images = torch.cat([thumb, thumb.flip(3), thumb.flip(2), thumb.flip(2, 3)])
+        return self._gains(images).view(4, *thumb.shape[:1], 3).mean(dim=0)
+
+    def _gains(self, thumb: torch.Tensor) -> torch.Tensor:
         linear = decode_srgb(thumb.clamp(0.0, 1.0))
         means = linear.mean(dim=(2, 3))                                   # (B, 3)
         luma = means @ torch.tensor(_LUMA, dtype=means.dtype, device=means.device)

@@ -106,6 +106,7 @@ class GeneratorConfig:
     residual: bool = False
     exposure: bool = False
     exposure_level: bool = True  # the branch also learns a global level correction on top of auto-exposure
+    exposure_mirrors: bool = False  # the branch's gains are averaged over the frame's mirror images
 
     def __post_init__(self) -> None:
         _check_int("in_channels", self.in_channels, 1)
@@ -118,7 +119,7 @@ class GeneratorConfig:
             raise ValueError(f"shrink_init must be a finite number > 0, got {self.shrink_init!r}")
         if self.norm not in NORMS:
             raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {self.norm!r}")
-        for name in ("skips", "residual", "exposure", "exposure_level"):
+        for name in ("skips", "residual", "exposure", "exposure_level", "exposure_mirrors"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.residual and self.out_channels != 3:
@@ -146,7 +147,8 @@ class GeneratorConfig:
 
 
 NORMS = ("instance", "none")
-_LEGACY_DEFAULTS = {"norm": "instance", "skips": False, "residual": False, "exposure": False, "exposure_level": True}
+_LEGACY_DEFAULTS = {"norm": "instance", "skips": False, "residual": False, "exposure": False, "exposure_level": True,
+                    "exposure_mirrors": False}
 
 
 @dataclass(frozen=True)
@@ -263,7 +265,7 @@ class Generator(nn.Module):
         self.output = nn.Sequential(*head)
         if cfg.exposure:
             from nightgrade.models.exposure import FrameExposure
-            self.exposure = FrameExposure(level=cfg.exposure_level)
+            self.exposure = FrameExposure(level=cfg.exposure_level, mirrors=cfg.exposure_mirrors)
 
     @property
     def size_multiple(self) -> int:

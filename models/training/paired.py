@@ -67,6 +67,7 @@ class PairedConfig:
     norm: str = "none"
     exposure_level: bool = True   # see GeneratorConfig.exposure_level: the switch the exported model keeps
     train_exposure_level: bool | None = None  # the switch while training (None: exposure_level)
+    exposure_mirrors: bool = True  # see GeneratorConfig.exposure_mirrors (on while training and in the model)
     lr: float = 1e-3
     w: float = 0.9
     lambda_gain: float = 0.1
@@ -101,11 +102,12 @@ class PairedConfig:
     def generator_config(self) -> GeneratorConfig:
         return GeneratorConfig(in_channels=6 if self.region_input else 3, ngf=self.ngf, n_blocks=self.n_blocks,
                                n_downsample=self.n_downsample, norm=self.norm, skips=True, residual=True,
-                               exposure=True, exposure_level=self.exposure_level)
+                               exposure=True, exposure_level=self.exposure_level,
+                               exposure_mirrors=self.exposure_mirrors)
 
 
 # Generator settings that decide how the weights are used, not their shapes: a fine-tune may change them.
-SWITCHES = ("exposure_level",)
+SWITCHES = ("exposure_level", "exposure_mirrors")
 
 
 def architecture_of(path: str) -> dict[str, Any]:
@@ -119,7 +121,8 @@ def architecture_of(path: str) -> dict[str, Any]:
         raise UsageError(f"{path} is not a paired-mode model (it has no exposure branch or global residual); "
                          "fine-tune a model made by `nightgrade train --mode paired`")
     return {"ngf": g.ngf, "n_blocks": g.n_blocks, "n_downsample": g.n_downsample, "region_input": g.in_channels == 6,
-            "norm": g.norm, "exposure_level": g.exposure_level}
+            "norm": g.norm, "exposure_level": g.exposure_level,
+            "exposure_mirrors": g.exposure_mirrors}
 
 
 # The training objective and crop geometry of a paired run: a fine-tune keeps its starting model's
