@@ -123,3 +123,31 @@ def test_exposure_without_the_learned_level_keeps_auto_exposure_and_the_channel_
     # the option is part of the architecture: old checkpoints load with the level on
     assert GeneratorConfig.from_dict({k: v for k, v in GeneratorConfig().to_dict().items()
                                       if k != "exposure_level"}).exposure_level is True
+
+
+def test_mirror_averaged_exposure_does_not_depend_on_where_things_sit_in_the_frame() -> None:
+    torch.manual_seed(4)
+    plain, mirrored = FrameExposure().eval(), FrameExposure(mirrors=True).eval()
+    for p in plain.parameters():
+        torch.nn.init.normal_(p, 0, 0.1)  # a branch with learned corrections that see layout
+    mirrored.load_state_dict(plain.state_dict())
+    thumb = torch.rand(1, 3, THUMB, THUMB) * torch.linspace(0.02, 0.3, THUMB)  # dark left, brighter right
+    images = [thumb, thumb.flip(3), thumb.flip(2), thumb.flip(2, 3)]
+    with torch.no_grad():
+        plain_gains = [plain(t) for t in images]
+        mirror_gains = [mirrored(t) for t in images]
+    # the plain branch gives a frame and its mirror image different exposures; this is what the switch removes
+    assert (plain_gains[0] - plain_gains[1]).abs().max() > 1e-3
+    for gains in mirror_gains[1:]:
+        assert torch.allclose(gains, mirror_gains[0], atol=1e-5)
+    assert torch.allclose(mirror_gains[0], torch.stack(plain_gains).mean(dim=0), atol=1e-5)
+    # a batch averages each frame over its own mirrors only
+    with torch.no_grad():
+        batch = mirrored(torch.cat([thumb, torch.full_like(thumb, 0.05)]))
+    assert torch.allclose(batch[:1], mirror_gains[0], atol=1e-5)
+    assert not torch.allclose(batch[0], batch[1])
+    # the switch is part of the architecture: checkpoints written before it load with it off
+    assert GeneratorConfig.from_dict({k: v for k, v in GeneratorConfig().to_dict().items()
+                                      if k != "exposure_mirrors"}).exposure_mirrors is False
+    assert build_generator(GeneratorConfig(ngf=4, n_blocks=1, exposure=True,
+                                           exposure_mirrors=True)).exposure.mirrors is True

@@ -136,3 +136,19 @@ def test_warm_up_ramps_the_rate_then_the_cosine_takes_over(tmp_path) -> None:
     assert rates[0] < rates[1] < rates[2]
     assert rates[2] == pytest.approx(1e-3 * 0.5 * (1 + np.cos(np.pi * 0.09))) and rates[3] == pytest.approx(5e-4)
     assert rates[4] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_mirror_averaged_exposure_is_a_switch_a_fine_tune_keeps_or_sets(tmp_path) -> None:
+    clean = _clean_dir(tmp_path / "clean")
+    mirrors = lambda d: read_meta(tmp_path / d / "model.safetensors").generator.exposure_mirrors  # noqa: E731
+    assert main(["train", "--clean", clean, "--out", str(tmp_path / "new"), "--steps", "1", *_SMALL]) == 0
+    assert mirrors("new") is True  # a new paired model averages its exposure over mirror images
+    assert main(["train", "--clean", clean, "--out", str(tmp_path / "old"), "--steps", "1",
+                 "--exposure-mirrors", "false", *_SMALL]) == 0
+    old = str(tmp_path / "old" / "model.safetensors")
+    assert mirrors("old") is False
+    assert main(["train", "--clean", clean, "--init", old, "--out", str(tmp_path / "kept"), "--steps", "1", *_SMALL]) == 0
+    assert mirrors("kept") is False  # a fine-tune keeps its starting model's switch...
+    assert main(["train", "--clean", clean, "--init", old, "--out", str(tmp_path / "set"), "--steps", "1",
+                 "--exposure-mirrors", "true", *_SMALL]) == 0
+    assert mirrors("set") is True    # ...unless asked: the same weights, used another way
