@@ -29,10 +29,10 @@ import cv2
 import numpy as np
 
 from nightgrade.colorpipeline.errors import UsageError, setting
+from nightgrade.colorpipeline.luma import REC709_LUMA
 
 TEXTURE_SIGMA = 8.0  # full-res px: the band where the model's denoise acts on grain
 DETAIL_SIGMA = 1.0  # full-res px: the finest detail band
-_LUMA = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
 _EPS = 1e-3  # keeps the gain finite in black areas
 _MAX_GAIN = 64.0
 
@@ -78,17 +78,17 @@ def apply_controls(source: np.ndarray, enhanced: np.ndarray, controls: Controls,
     if source.shape != enhanced.shape or source.ndim != 3 or source.shape[2] != 3:
         raise ValueError(f"source {source.shape} and enhanced {enhanced.shape} must both be H x W x 3")
     enhanced = np.asarray(enhanced, dtype=np.float32)
-    gain = np.clip((_blur(enhanced @ _LUMA, TEXTURE_SIGMA * scale) + _EPS)
-                   / (_blur(np.asarray(source, np.float32) @ _LUMA, TEXTURE_SIGMA * scale) + _EPS), 0.0, _MAX_GAIN)
+    gain = np.clip((_blur(enhanced @ REC709_LUMA, TEXTURE_SIGMA * scale) + _EPS)
+                   / (_blur(np.asarray(source, np.float32) @ REC709_LUMA, TEXTURE_SIGMA * scale) + _EPS), 0.0, _MAX_GAIN)
     gained = source * gain[..., None]
     out = enhanced.copy()
     if controls.luma_denoise < 1.0 or controls.chroma_denoise < 1.0:
         taken = _high_pass(gained, TEXTURE_SIGMA * scale) - _high_pass(enhanced, TEXTURE_SIGMA * scale)
-        luma = taken @ _LUMA
+        luma = taken @ REC709_LUMA
         out += (1.0 - controls.luma_denoise) * luma[..., None]
         out += (1.0 - controls.chroma_denoise) * (taken - luma[..., None])
     if controls.detail > 0.0:
-        fine = _high_pass(gained @ _LUMA, DETAIL_SIGMA * scale) - _high_pass(out @ _LUMA, DETAIL_SIGMA * scale)
+        fine = _high_pass(gained @ REC709_LUMA, DETAIL_SIGMA * scale) - _high_pass(out @ REC709_LUMA, DETAIL_SIGMA * scale)
         out += controls.detail * fine[..., None]
     return out
 

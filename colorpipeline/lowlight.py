@@ -30,9 +30,9 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
+from nightgrade.colorpipeline.luma import REC709_LUMA
 from nightgrade.colorpipeline.sensor import colour_matrix, crosstalk_matrix, demosaic, mosaic
 
-_REC709_LUMA = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
 _EPS = 1e-5
 
 
@@ -105,8 +105,8 @@ def undo_gains(linear: np.ndarray, captured: np.ndarray, camera: CameraModel) ->
     frame, whatever its white balance: docs/model-card.md); restoring saturation is the generator's work.
     """
     wb = np.asarray(camera.wb_error, dtype=np.float64)
-    scene = float(np.asarray(linear, np.float64).reshape(-1, 3).mean(axis=0) @ _REC709_LUMA)
-    seen = float((np.asarray(captured, np.float64).reshape(-1, 3).mean(axis=0) / wb) @ _REC709_LUMA)
+    scene = float(np.asarray(linear, np.float64).reshape(-1, 3).mean(axis=0) @ REC709_LUMA)
+    seen = float((np.asarray(captured, np.float64).reshape(-1, 3).mean(axis=0) / wb) @ REC709_LUMA)
     return (np.log2((scene + _EPS) / (seen + _EPS)) - np.log2(wb)).astype(np.float32)
 
 
@@ -128,7 +128,7 @@ def _capture(linear: np.ndarray, camera: CameraModel, rng: np.random.Generator, 
     if camera.crosstalk:
         signal = signal @ colour_matrix(camera.crosstalk).T
     signal = np.clip(signal + np.float32(camera.black_level), 0.0, 1.0)
-    luma = signal @ _REC709_LUMA
+    luma = signal @ REC709_LUMA
     signal = (1.0 - camera.colour_loss) * signal + camera.colour_loss * luma[..., None]
     levels = float(2 ** camera.bits - 1)
     if camera.bits >= 12:  # raw-like data: quantised linear

@@ -28,12 +28,12 @@ import torch
 from torch import nn
 
 from nightgrade.colorpipeline.lowlight import linear_to_srgb, srgb_to_linear
+from nightgrade.colorpipeline.luma import REC709_LUMA
 
 #: Side of the square thumbnail the branch sees (area-averaged, so noise barely matters).
 THUMB = 64
 #: Predicted gains are clamped to this many stops (a quarter to 4096 times).
 GAIN_RANGE = (-2.0, 12.0)
-_LUMA = (0.2126, 0.7152, 0.0722)
 _EPS = 1e-5
 
 
@@ -73,7 +73,7 @@ class FrameExposure(nn.Module):
     def _gains(self, thumb: torch.Tensor) -> torch.Tensor:
         linear = decode_srgb(thumb.clamp(0.0, 1.0))
         means = linear.mean(dim=(2, 3))                                   # (B, 3)
-        luma = means @ torch.tensor(_LUMA, dtype=means.dtype, device=means.device)
+        luma = means @ torch.tensor(REC709_LUMA.tolist(), dtype=means.dtype, device=means.device)
         base = self.target - torch.log2(luma + _EPS)                        # (B,)
         # the thumbnail as captured and as auto-exposure would show it: level and content cues
         shown = encode_srgb((linear * torch.exp2(base)[:, None, None, None]).clamp(0.0, 1.0))

@@ -8,8 +8,7 @@ import pytest
 
 from nightgrade.colorpipeline.controls import Controls, apply_controls
 from nightgrade.colorpipeline.errors import UsageError
-
-LUMA = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
+from nightgrade.colorpipeline.luma import REC709_LUMA
 
 
 def _noisy_pair(chroma_noise: bool, size: int = 96, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -43,8 +42,8 @@ def test_chroma_and_luma_strengths_act_on_their_own_part() -> None:
     source, _, enhanced = _noisy_pair(chroma_noise=True)
     luma_only = apply_controls(source, enhanced, Controls(luma_denoise=0.0)) - enhanced
     chroma_only = apply_controls(source, enhanced, Controls(chroma_denoise=0.0)) - enhanced
-    assert float(np.abs(luma_only - (luma_only @ LUMA)[..., None]).max()) < 1e-5  # grey: luma only
-    assert float(np.abs(chroma_only @ LUMA).max()) < 1e-5  # no luma in the chroma part
+    assert float(np.abs(luma_only - (luma_only @ REC709_LUMA)[..., None]).max()) < 1e-5  # grey: luma only
+    assert float(np.abs(chroma_only @ REC709_LUMA).max()) < 1e-5  # no luma in the chroma part
     assert float(np.std(chroma_only)) > 0.01
 
 
@@ -53,7 +52,7 @@ def test_detail_recovery_puts_back_the_finest_input_detail() -> None:
     texture = rng.random((96, 96), dtype=np.float32)
     source = np.repeat((0.05 + 0.05 * texture)[..., None], 3, axis=2)
     enhanced = cv2.GaussianBlur(4.0 * source, (0, 0), 2.0)  # bright but soft
-    fine = lambda image: image @ LUMA - cv2.GaussianBlur(image @ LUMA, (0, 0), 1.0)  # noqa: E731
+    fine = lambda image: image @ REC709_LUMA - cv2.GaussianBlur(image @ REC709_LUMA, (0, 0), 1.0)  # noqa: E731
     inner = (slice(16, -16), slice(16, -16))
     before = float(np.corrcoef(fine(enhanced)[inner].ravel(), fine(source)[inner].ravel())[0, 1])
     out = apply_controls(source, enhanced, Controls(detail=1.0))

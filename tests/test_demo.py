@@ -9,11 +9,10 @@ import numpy as np
 
 from nightgrade.colorpipeline.io.imageio import read_frame
 from nightgrade.colorpipeline.io.sequence import resolve_input
+from nightgrade.colorpipeline.luma import REC709_LUMA
 from nightgrade.models.checkpoint import load_checkpoint
 from nightgrade.server.cli.main import main
 from nightgrade.server.render.defaults import resolve_weights, sample_clip_pattern
-
-_LUMA = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
 
 
 def test_shipped_model_is_valid_and_small() -> None:
@@ -48,7 +47,7 @@ def test_demo_brightens_the_clip(tmp_path: Path, capsys) -> None:
         after = read_frame(str(tmp_path / "enhanced" / f"night_bikes.{number:04d}.png")).rgb
         assert after.shape == before.shape
         # a trained low->normal model must lift a 3-stops-under clip clearly
-        assert float((after @ _LUMA).mean()) > 1.5 * float((before @ _LUMA).mean())
+        assert float((after @ REC709_LUMA).mean()) > 1.5 * float((before @ REC709_LUMA).mean())
 
 
 def test_demo_rerun_renders_afresh_with_the_new_settings(tmp_path: Path, capsys) -> None:

@@ -14,6 +14,7 @@ import pytest
 from nightgrade.colorpipeline.errors import InputError, OutputError, UsageError
 from nightgrade.colorpipeline.io.imageio import read_frame
 from nightgrade.colorpipeline.lowlight import CameraModel, CameraRanges, srgb_to_linear
+from nightgrade.colorpipeline.luma import REC709_LUMA
 from nightgrade.server.cli import sample_data as sample_data_cli
 from nightgrade.server.evaluation.sample_data import EvalClip, SampleDataConfig, build_sample_data, data_file, read_video_frames
 
@@ -21,7 +22,6 @@ TINY = SampleDataConfig(
     seed=3, train_low_count=2, train_normal_range=(0, 10), train_normal_count=2, photos=("astronaut.png",),
     eval_frames=3, reference_frame=5,
 )
-_LUMA = np.array([0.2126, 0.7152, 0.0722])
 
 
 @pytest.fixture(scope="module")
@@ -104,12 +104,12 @@ def _pair(out: Path, clip: str, frame: int) -> tuple[np.ndarray, np.ndarray]:
 def test_low_frames_are_darker_by_the_camera_stops(tiny: tuple[Path, dict], clip: str, stops: float) -> None:
     low, gt = _pair(tiny[0], clip, 150)
     # Colour loss mixes towards luma, which keeps mean light: the ratio is the exposure alone.
-    assert (low @ _LUMA).mean() / (gt @ _LUMA).mean() == pytest.approx(2.0 ** -stops, rel=0.05)
+    assert (low @ REC709_LUMA).mean() / (gt @ REC709_LUMA).mean() == pytest.approx(2.0 ** -stops, rel=0.05)
 
 
 def _noise(camera: CameraModel, low: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
     """Measured and predicted variance of the low frame around the noiseless, colour-mixed exposure."""
-    mix = (1 - camera.colour_loss) * np.eye(3) + camera.colour_loss * np.outer(np.ones(3), _LUMA)
+    mix = (1 - camera.colour_loss) * np.eye(3) + camera.colour_loss * np.outer(np.ones(3), REC709_LUMA)
     signal = gt * 2.0 ** -camera.stops
     shot_and_read = (signal * camera.full_well + camera.read_noise ** 2) / camera.full_well ** 2
     predicted = shot_and_read @ (mix ** 2).T

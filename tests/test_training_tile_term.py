@@ -9,7 +9,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from nightgrade.colorpipeline.errors import UsageError
 from nightgrade.models.checkpoint import read_meta

@@ -21,11 +21,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from nightgrade.colorpipeline.luma import REC709_LUMA
+
 Enhancer = Callable[[np.ndarray], np.ndarray]
 
 #: Histogram resolution of the CDF matching: 1024 bins resolves 16-bit-ish inputs better than 8-bit codes.
 HIST_BINS = 1024
-_REC709_LUMA = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
 
 
 def identity(frame: np.ndarray) -> np.ndarray:
@@ -83,7 +84,7 @@ def gamma_clahe_nlm(cfg: GammaClaheNlmConfig = GammaClaheNlmConfig()) -> Enhance
 
     def enhance(frame: np.ndarray) -> np.ndarray:
         src = np.clip(_check_frame(frame, "frame"), 0.0, 1.0)
-        mean = float(np.mean(src @ _REC709_LUMA))
+        mean = float(np.mean(src @ REC709_LUMA))
         gamma = auto_gamma(mean, cfg.target_mean, cfg.gamma_range)
         bright = np.power(src, np.float32(gamma))
         lab = cv2.cvtColor(_to_u8(bright), cv2.COLOR_RGB2LAB)

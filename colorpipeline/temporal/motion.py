@@ -56,10 +56,10 @@ import cv2
 import numpy as np
 
 from nightgrade.colorpipeline.errors import InputError, UsageError
+from nightgrade.colorpipeline.luma import REC709_LUMA
 from nightgrade.colorpipeline.temporal.wavelet_refine import WaveletRefineConfig, refine_flow
 
 # Rec. 709 luma weights: motion is estimated on brightness, where night footage has its detail.
-LUMA = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
 
 # Percentiles of the pair's joint luminance mapped to 0 and 255 before 8-bit quantisation, so that
 # a dark frame uses the whole 8-bit range the OpenCV methods need (most accept only CV_8U).
@@ -148,7 +148,7 @@ def luminance(frame: np.ndarray) -> np.ndarray:
     if frame.ndim == 2:
         return frame.astype(np.float32, copy=False)
     if frame.ndim == 3 and frame.shape[2] == 3:
-        return cv2.transform(frame.astype(np.float32, copy=False), LUMA[None, :]).reshape(frame.shape[:2])
+        return cv2.transform(frame.astype(np.float32, copy=False), REC709_LUMA[None, :]).reshape(frame.shape[:2])
     raise InputError(f"expected an H x W x 3 frame or H x W luminance for motion estimation, got shape {frame.shape}")
 
 

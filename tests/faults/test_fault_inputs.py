@@ -6,7 +6,6 @@ import tracemalloc
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from nightgrade.colorpipeline.errors import OutputError, UsageError
 from nightgrade.server.cli.main import main
