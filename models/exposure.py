@@ -12,7 +12,7 @@ target learnable) and learns per-channel corrections from thumbnail features: ho
 really was meant to be, colour casts, raised blacks. Its output is clamped to ``GAIN_RANGE`` stops.
 With ``mirrors`` on, the gains are the mean over the thumbnail and its three mirror images: a
 frame's exposure is then a property of its content, not of where things sit in it (0.3.3 gave a
-frame and its left-right mirror gains up to 0.24 stops apart: docs/model-card.md).
+frame and its mirror images gains up to 0.27 stop apart: docs/model-card.md).
 
 The working space of these models is sRGB-encoded (the checkpoint's ``colorspace``); gains are
 applied to decoded (linear) values and the result re-encoded, clipped to [0, 1] like everything the

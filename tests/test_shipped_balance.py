@@ -25,3 +25,13 @@ def test_branch_keeps_a_grey_frame_grey() -> None:
         gains = frame_gains(branch, grey)
         assert abs(gains[0] - gains[1]) < NEUTRAL_STOPS and abs(gains[2] - gains[1]) < NEUTRAL_STOPS, gains
         assert gains[1] > 1.0  # it still brightens the dark clip
+
+
+def test_a_mirrored_shot_gets_the_same_exposure() -> None:
+    # 0.3.3 exposed this sample-clip frame and its left-right mirror image 0.23 stop apart (docs/model-card.md);
+    # 0.3.4 averages the branch over the mirror images.
+    branch = load_checkpoint(resolve_weights(None)).generator.exposure
+    spec = resolve_input(sample_clip_pattern())
+    rgb = np.asarray(read_frame(spec.path_for(spec.frames[0])).rgb, np.float32)
+    for mirrored in (rgb[:, ::-1], rgb[::-1], rgb[::-1, ::-1]):
+        assert np.abs(frame_gains(branch, mirrored) - frame_gains(branch, rgb)).max() < 1e-4
