@@ -68,7 +68,7 @@ class FrameExposure(nn.Module):
             return self._gains(thumb)
         # one batch of the four mirror images; the mean of their gains is mirror-invariant
         images = torch.cat([thumb, thumb.flip(3), thumb.flip(2), thumb.flip(2, 3)])
-        return self._gains(images).view(4, *thumb.shape[:1], 3).mean(dim=0)
+        return self._gains(images).view(4, thumb.shape[0], 3).mean(dim=0)
 
     def _gains(self, thumb: torch.Tensor) -> torch.Tensor:
         linear = decode_srgb(thumb.clamp(0.0, 1.0))

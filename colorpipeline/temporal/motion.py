@@ -59,8 +59,6 @@ from nightgrade.colorpipeline.errors import InputError, UsageError
 from nightgrade.colorpipeline.luma import REC709_LUMA
 from nightgrade.colorpipeline.temporal.wavelet_refine import WaveletRefineConfig, refine_flow
 
-# Rec. 709 luma weights: motion is estimated on brightness, where night footage has its detail.
-
 # Percentiles of the pair's joint luminance mapped to 0 and 255 before 8-bit quantisation, so that
 # a dark frame uses the whole 8-bit range the OpenCV methods need (most accept only CV_8U).
 STRETCH_PERCENTILES = (0.5, 99.5)
@@ -143,7 +141,8 @@ class FlowConfig:
 
 
 def luminance(frame: np.ndarray) -> np.ndarray:
-    """H x W float32 luminance of an H x W x 3 frame (Rec. 709 weights); H x W input is returned as float32."""
+    """H x W float32 luminance of an H x W x 3 frame (Rec. 709 weights: motion is estimated on brightness,
+    where night footage has its detail); H x W input is returned as float32."""
     frame = np.asarray(frame)
     if frame.ndim == 2:
         return frame.astype(np.float32, copy=False)
