@@ -147,6 +147,19 @@ def weights_digest(tensors: Mapping[str, torch.Tensor]) -> str:
     return f"sha256:{h.hexdigest()}"
 
 
+def picture_identity(meta: CheckpointMeta) -> str:
+    """``sha256:<hex>`` over what decides a checkpoint's pictures: its weights digest and the metadata
+    that says how they are used (generator config with its switches, default tiles, working space).
+
+    The weights digest alone does not tell models apart: 0.3.3 and 0.3.4 share their weights and
+    differ in a switch, so anything that must not mix two models' frames (a resumed render's record,
+    the daemon's batching) keys on this instead.
+    """
+    used = {"weights": meta.digest, "generator": meta.generator.to_dict(),
+            "tiles": dataclasses.asdict(meta.tiles), "colorspace": meta.colorspace}
+    return "sha256:" + hashlib.sha256(json.dumps(used, sort_keys=True).encode("utf-8")).hexdigest()
+
+
 def _utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 

@@ -66,11 +66,13 @@ class FrameExposure(nn.Module):
     def forward(self, thumb: torch.Tensor) -> torch.Tensor:
         if not self.mirrors:
             return self._gains(thumb)
-        # one batch of the four mirror images; the mean of their gains is mirror-invariant
+        # one batch of the four mirror images; the mean of their gains is mirror-invariant. Each is
+        # clamped before the mean, so the mean stays inside GAIN_RANGE too.
         images = torch.cat([thumb, thumb.flip(3), thumb.flip(2), thumb.flip(2, 3)])
         return self._gains(images).view(4, thumb.shape[0], 3).mean(dim=0)
 
     def _gains(self, thumb: torch.Tensor) -> torch.Tensor:
+        """The gains for each thumbnail as it is (auto-exposure plus the learned corrections, clamped)."""
         linear = decode_srgb(thumb.clamp(0.0, 1.0))
         means = linear.mean(dim=(2, 3))                                   # (B, 3)
         luma = means @ torch.tensor(REC709_LUMA.tolist(), dtype=means.dtype, device=means.device)

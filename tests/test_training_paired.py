@@ -1,6 +1,7 @@
 """Paired training (issue 14, items 3 and 5): runs, resumes exactly, exports a loadable model."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -58,6 +59,24 @@ def test_changed_settings_refuse_to_resume(tmp_path) -> None:
     cfg = _cfg(tmp_path, "c", 2)
     with pytest.raises(UsageError, match="different settings .*lr"):
         train_paired(PairedConfig(**{**cfg.__dict__, "lr": 0.5}), resume=True, log=lambda m: None)
+
+
+def test_a_run_saved_before_the_mirror_switch_resumes_with_it_off(tmp_path) -> None:
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from nightgrade.models.training.state import STATE_KEY
+    old = dataclasses.replace(_cfg(tmp_path, "old", 2), exposure_mirrors=False)
+    train_paired(old, log=lambda m: None, stop_at=1)
+    state = tmp_path / "old" / "train_state.safetensors"
+    with safe_open(str(state), framework="pt") as handle:  # as a run saved before the switch existed
+        header = json.loads(handle.metadata()[STATE_KEY])
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    del header["config"]["exposure_mirrors"]
+    save_file(tensors, str(state), metadata={STATE_KEY: json.dumps(header)})
+    with pytest.raises(UsageError, match="different settings .*exposure_mirrors"):
+        train_paired(dataclasses.replace(old, exposure_mirrors=True), resume=True, log=lambda m: None)
+    assert train_paired(old, resume=True, log=lambda m: None)["steps"] == 2  # it trained with the switch off
 
 
 def test_empty_clean_folder_is_one_clear_error(tmp_path) -> None:

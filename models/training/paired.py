@@ -140,6 +140,8 @@ def recipe_of(path: str) -> dict[str, Any]:
 
 # Settings that may differ on --resume: the budget and how often to write.
 _RESUMABLE = {"out_dir", "steps", "checkpoint_seconds", "log_every"}
+# Settings added after runs were saved, and what such a run trained with: it resumes with that value given.
+_ADDED = {"exposure_mirrors": False}
 
 
 class PairedTrainer:
@@ -238,7 +240,7 @@ class PairedTrainer:
         save_train_state(path, self.nets, self.optimizers, {"torch_rng": torch.get_rng_state()}, meta)
 
     def resume(self, path: Path) -> None:
-        check_same_settings(path, dataclasses.asdict(self.cfg), _RESUMABLE)
+        check_same_settings(path, dataclasses.asdict(self.cfg), _RESUMABLE, _ADDED)
         extra, meta = load_train_state(path, self.nets, self.optimizers)
         self.step_index = int(meta["step"])
         self.rng.bit_generator.state = meta["numpy_rng"]

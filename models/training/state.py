@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -93,12 +94,15 @@ def load_train_state(path: str | os.PathLike[str], nets: dict[str, torch.nn.Modu
     return extra, meta
 
 
-def check_same_settings(path: str | os.PathLike[str], current: dict[str, Any], may_change: set[str]) -> None:
+def check_same_settings(path: str | os.PathLike[str], current: dict[str, Any], may_change: set[str],
+                        added: Mapping[str, Any] | None = None) -> None:
     """UsageError naming the settings that differ between the run saved at ``path`` and ``current``
-    (a resumed run must be the same run; only ``may_change`` keys, such as the budget, may differ)."""
+    (a resumed run must be the same run; only ``may_change`` keys, such as the budget, may differ).
+    ``added``: settings newer than some saved runs, with the value a run saved before them trained with."""
     from nightgrade.colorpipeline.errors import UsageError
 
-    saved = {k: v for k, v in read_train_meta(path)["config"].items() if k not in may_change}
+    saved = {**(added or {}), **read_train_meta(path)["config"]}
+    saved = {k: v for k, v in saved.items() if k not in may_change}
     now = {k: v for k, v in current.items() if k not in may_change}
     if saved != now:
         changed = sorted(k for k in now if saved.get(k) != now[k])

@@ -33,6 +33,8 @@ _FINE_TUNE = {"lr": 5e-5, "warmup": 100, "lambda_anchor": 3.0}
 # Options whose default is a rule rather than a value.
 _HELP = {"exposure_level": "use the exposure branch's learned level in the model this run writes (default: true; "
                            "with --init, the starting model's)",
+         "exposure_mirrors": "average the exposure branch's gains over the frame's mirror images (default: true; "
+                             "with --init, the starting model's)",
          "train_exposure_level": "use it while training (default: as --exposure-level; true with --init, as the "
                                  "shipped model was trained)",
          "lambda_anchor": "weight of the L1 to the --init model's 8x-averaged output: keeps its tone while the "

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from nightgrade.colorpipeline import color
 from nightgrade.colorpipeline.errors import ModelError, setting
+from nightgrade.models.checkpoint import picture_identity
 from nightgrade.models.engine import Engine, EngineConfig
 from nightgrade.models.onnx_export import BackendUnavailableError
 from nightgrade.server.render.defaults import resolve_weights
@@ -38,7 +40,13 @@ class LoadedModel:
 
     @property
     def digest(self) -> str:
+        """The weights digest (WELCOME's ``digest``); two checkpoints may share it (same weights, other switches)."""
         return self.engine.meta.digest
+
+    @functools.cached_property
+    def identity(self) -> str:
+        """What decides this model's pictures (``checkpoint.picture_identity``): the key for batching and caches."""
+        return picture_identity(self.engine.meta)
 
     def describe(self) -> dict:
         """The WELCOME entry of docs/protocol.md."""
@@ -50,7 +58,8 @@ class LoadedModel:
 
 class ModelSet:
     """Checkpoints by name (the first is the default). Two checkpoints with the same model name
-    are told apart by a ``@digest`` suffix; a request may also name a model by its digest."""
+    are told apart by an ``@identity`` suffix (``checkpoint.picture_identity``: the weights and how
+    they are used); a request may also name a model by its weights digest when only one has it."""
 
     def __init__(self, weights: Sequence[str | None], engine_config: EngineConfig, colours: color.ColorConfig) -> None:
         paths = list(dict.fromkeys(resolve_weights(w) for w in (weights or [None])))
@@ -60,7 +69,7 @@ class ModelSet:
             engine = load_engine(path, engine_config)
             name = engine.meta.model_name
             if name in names:
-                name = f"{name}@{engine.meta.digest[:12]}"
+                name = f"{name}@{picture_identity(engine.meta)[7:19]}"
             names.add(name)
             working = color.canonical_name(colours, engine.meta.colorspace,
                                            origin=f"the working space of {path}",
@@ -72,8 +81,14 @@ class ModelSet:
         if name is None or name == "":
             return self.models[0]
         for model in self.models:
-            if name in (model.name, model.digest):
+            if name == model.name:
                 return model
+        by_digest = [model for model in self.models if name == model.digest]
+        if len(by_digest) == 1:
+            return by_digest[0]
+        if by_digest:
+            raise ModelError(f"digest {name[:19]}... names {len(by_digest)} loaded models (the same weights used "
+                             f"differently); name one: {', '.join(m.name for m in by_digest)}")
         raise ModelError(f"no model '{name}' is loaded; loaded: {', '.join(self.names())}")
 
     def names(self) -> list[str]:

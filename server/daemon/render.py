@@ -161,7 +161,7 @@ def finish(work: RenderWork, cache: FrameCache, flows: PairFlows) -> tuple[dict,
     offsets = {k: key for k, key in work.keys.items() if k != 0}
     if offsets:
         window = TemporalConfig(radius=req.params.radius, max_motion=req.params.max_motion)
-        smoothed_key = content_key(work.keys[0], ctx.model.digest, {
+        smoothed_key = content_key(work.keys[0], ctx.model.identity, {
             "cached": "temporally smoothed generator output", "window": dataclasses.asdict(window),
             "neighbours": sorted(offsets.items()), "scale": ctx.scale})
         smoothed = cache.get(smoothed_key)

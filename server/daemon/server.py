@@ -175,7 +175,7 @@ class Daemon:
         now = time.monotonic()
         deadline = None if req.deadline_ms is None else now + req.deadline_ms / 1000.0
         job = Job(peer=peer, request_id=req.id, priority=req.priority, received=now, deadline=deadline,
-                  group=(ctx.model.digest, ctx.tiles), payload=(req, ctx, envelope), lane=req.clip,
+                  group=(ctx.model.identity, ctx.tiles), payload=(req, ctx, envelope), lane=req.clip,
                   size=sum(len(buffer) for buffer in req.buffers))
         try:
             self.scheduler.submit(job, supersede=req.supersede)

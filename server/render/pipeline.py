@@ -37,7 +37,7 @@ from nightgrade.colorpipeline.io.imageio import (SequenceInfo, WriteOptions, che
                                                  probe_sequence, read_frame, read_header, write_frame)
 from nightgrade.colorpipeline.io.sequence import SequenceSpec, output_path_for, resolve_input
 from nightgrade.colorpipeline.tiling.plan import TileConfig, plan_tiles, proxy_size
-from nightgrade.models.checkpoint import read_meta
+from nightgrade.models.checkpoint import picture_identity, read_meta
 from nightgrade.models.engine import Engine, EngineConfig
 from nightgrade.server.farm.resume import completed_frames, expected_output
 from nightgrade.server.render.colour_plan import ColourPlan, input_output_colorspaces, plan_colours
@@ -307,7 +307,7 @@ def _settings(opts: RenderOptions, first_path: str, made_by: Mapping[str, Any], 
     """What decides an output frame's pixels besides its source (``render_record``)."""
     config = color.ColorConfig(opts.ocio_config)
     source, output, _why = input_output_colorspaces(opts, first_path, config, output_path, write_options)
-    model = made_by.get("model") or read_meta(resolve_weights(opts.weights)).digest
+    model = made_by.get("model") or picture_identity(read_meta(resolve_weights(opts.weights)))
     return normalised({
         "model": model, "colorspaces": [source, output], "ocio": color.config_source(opts.ocio_config)[0],
         "mix": opts.mix, "controls": dataclasses.asdict(opts.controls), "exposure": opts.exposure,

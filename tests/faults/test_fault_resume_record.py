@@ -3,6 +3,7 @@ settings, other weights, by another tool, or a hard link to the input are render
 the render says so; frames made the same way are kept."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 import torch
 
 from nightgrade.colorpipeline.tiling.plan import TileConfig
-from nightgrade.models.checkpoint import CheckpointMeta, save_checkpoint
+from nightgrade.models.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 from nightgrade.models.networks import build_generator
 from nightgrade.server.cli.main import main
 from tests.conftest import TINY, read_image, write_image
@@ -62,6 +63,23 @@ def test_other_weights_are_rendered_again(tmp_path: Path, tiny_weights: str, cap
     _enhance(capsys, src, out, "--weights", tiny_weights)
     summary, _ = _enhance(capsys, src, out, "--weights", str(other))
     assert summary["frames_rerendered"] == 2 and summary["rerender_reason"].startswith("frame 1: model ")
+
+
+def test_the_same_weights_used_another_way_are_rendered_again(tmp_path: Path, tiny_weights: str, capsys) -> None:
+    # 0.3.3 and 0.3.4 share their weights digest and differ in a generator switch: their frames must not mix
+    loaded = load_checkpoint(tiny_weights)
+    switched = dataclasses.replace(loaded.meta.generator, exposure_mirrors=True)
+    generator = build_generator(switched)
+    generator.load_state_dict(loaded.generator.state_dict())
+    other = tmp_path / "mirrors.safetensors"
+    save_checkpoint(other, generator, dataclasses.replace(loaded.meta, generator=switched, digest="", created=""))
+    assert load_checkpoint(str(other)).meta.digest == loaded.meta.digest
+    src, out = _inputs(tmp_path / "in"), str(tmp_path / "out" / "o.####.exr")
+    _enhance(capsys, src, out, "--weights", tiny_weights)
+    summary, _ = _enhance(capsys, src, out, "--weights", str(other))
+    assert summary["frames_rerendered"] == 2 and summary["rerender_reason"].startswith("frame 1: model ")
+    again, _ = _enhance(capsys, src, out, "--weights", str(other))
+    assert again["frames_written"] == 0  # and frames made by that model are kept
 
 
 def test_unrecorded_frames_and_a_hard_link_to_the_input_are_rendered(tmp_path: Path, tiny_weights: str,

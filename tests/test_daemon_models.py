@@ -1,0 +1,104 @@
+"""Two checkpoints with the same weights used differently (0.3.3 and 0.3.4: one generator switch apart)
+are two models to the daemon: told apart by name, never batched through each other's engine."""
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import torch
+
+from nightgrade.colorpipeline import color
+from nightgrade.colorpipeline.errors import ModelError
+from nightgrade.models.checkpoint import load_checkpoint, picture_identity, save_checkpoint
+from nightgrade.models.engine import EngineConfig
+from nightgrade.models.networks import build_generator
+from nightgrade.server.client import Client, RenderRequest
+from nightgrade.server.daemon.models import ModelSet
+from nightgrade.server.daemon.server import Daemon, DaemonConfig
+from nightgrade.server.render.pipeline import ColourPlan, finish_rgb, tile_geometry, working_rgb
+
+SRGB = "sRGB Encoded Rec.709 (sRGB)"
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def twins(tiny_weights: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """The tiny model with a learned-looking exposure branch, saved with the mirror average off and on."""
+    loaded = load_checkpoint(tiny_weights)
+    torch.manual_seed(5)
+    with torch.no_grad():
+        for p in [*loaded.generator.exposure.features.parameters(), *loaded.generator.exposure.head.parameters()]:
+            p.normal_(0.0, 0.1)  # corrections that depend on the layout, so the switch changes pictures
+    folder = tmp_path_factory.mktemp("twins")
+    paths = []
+    for mirrors in (False, True):
+        config = dataclasses.replace(loaded.meta.generator, exposure_mirrors=mirrors)
+        generator = build_generator(config)
+        generator.load_state_dict(loaded.generator.state_dict())
+        paths.append(str(folder / f"mirrors-{mirrors}.safetensors"))
+        save_checkpoint(paths[-1], generator, dataclasses.replace(loaded.meta, generator=config, digest="", created=""))
+    return paths[0], paths[1]
+
+
+def test_same_weights_used_differently_are_two_models(twins: tuple[str, str]) -> None:
+    models = ModelSet(list(twins), EngineConfig(device="cpu"), color.ColorConfig(None))
+    plain, mirrored = models.models
+    assert plain.digest == mirrored.digest and plain.identity != mirrored.identity
+    assert plain.identity == picture_identity(load_checkpoint(twins[0]).meta)
+    assert plain.name != mirrored.name and mirrored.name.startswith(f"{plain.name}@")
+    assert models.get(mirrored.name) is mirrored and models.get(plain.name) is plain
+    with pytest.raises(ModelError, match="name one"):
+        models.get(plain.digest)  # the weights digest no longer says which
+
+
+@pytest.fixture(scope="module")
+def daemon(twins: tuple[str, str]) -> Iterator[Daemon]:
+    served = Daemon(DaemonConfig(bind="tcp://127.0.0.1:0", weights=twins, device="cpu", cache_mb=64, max_jobs=8))
+    ready = threading.Event()
+    thread = threading.Thread(target=served.serve, args=(ready,), daemon=True)
+    thread.start()
+    assert ready.wait(30)
+    yield served
+    served.stop()
+    thread.join(30)
+    served.close()
+
+
+def test_queued_requests_for_each_model_get_that_models_picture(daemon: Daemon) -> None:
+    rng = np.random.default_rng(9)
+    frame = (rng.random((48, 64, 3), dtype=np.float32) * np.linspace(0.02, 0.3, 64)[None, :, None]).astype(np.float32)
+    names = [m.name for m in daemon.models.models]
+    results: dict[str, np.ndarray] = {}
+
+    def render(key: str, model: str, pixels: np.ndarray) -> None:
+        with Client(daemon.endpoint, timeout_s=60) as client:
+            results[key] = client.render_frame(RenderRequest(clip=key, frame=0, model=model, colorspace=SRGB),
+                                               pixels).pixels
+
+    # a long render holds the worker, so the small ones for both models queue up together
+    long = threading.Thread(target=render, args=("long", names[0], rng.random((512, 512, 3), dtype=np.float32)))
+    long.start()
+    end = time.monotonic() + 30
+    while daemon.scheduler.in_flight() != 1:
+        assert time.monotonic() < end, "the long render did not start"
+        time.sleep(0.005)
+    threads = [threading.Thread(target=render, args=(name, name, frame)) for name in names]
+    for thread in threads:
+        thread.start()
+    for thread in [long, *threads]:
+        thread.join(120)
+    expected = {}
+    for name in names:
+        model = daemon.models.get(name)
+        colours = ColourPlan(daemon.colours, SRGB, model.working, SRGB)
+        working, in_range, excess = working_rgb(frame, colours)
+        expected[name] = finish_rgb(model.engine.enhance(in_range, tile_geometry(model.engine)), working, excess,
+                                    colours, 1.0)
+    assert np.abs(expected[names[0]] - expected[names[1]]).max() > 1e-3  # the switch changes this picture
+    for name in names:
+        assert np.abs(expected[name] - results[name]).max() <= 1e-5, name
