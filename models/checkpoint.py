@@ -153,7 +153,8 @@ def picture_identity(meta: CheckpointMeta) -> str:
 
     The weights digest alone does not tell models apart: 0.3.3 and 0.3.4 share their weights and
     differ in a switch, so anything that must not mix two models' frames (a resumed render's record,
-    the daemon's batching) keys on this instead.
+    the daemon's batching) keys on this instead. A field added to GeneratorConfig changes every
+    model's identity, so frames recorded before it are rendered once more: say so when adding one.
     """
     used = {"weights": meta.digest, "generator": meta.generator.to_dict(),
             "tiles": dataclasses.asdict(meta.tiles), "colorspace": meta.colorspace}

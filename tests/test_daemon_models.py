@@ -90,6 +90,11 @@ def test_queued_requests_for_each_model_get_that_models_picture(daemon: Daemon) 
     threads = [threading.Thread(target=render, args=(name, name, frame)) for name in names]
     for thread in threads:
         thread.start()
+    queued = 0
+    while long.is_alive() and queued < 2:
+        queued = max(queued, daemon.scheduler.depth())
+        time.sleep(0.001)
+    assert queued == 2  # both waited together: a worker grouping by weights digest would batch them as one model
     for thread in [long, *threads]:
         thread.join(120)
     expected = {}

@@ -106,5 +106,6 @@ def check_same_settings(path: str | os.PathLike[str], current: dict[str, Any], m
     now = {k: v for k, v in current.items() if k not in may_change}
     if saved != now:
         changed = sorted(k for k in now if saved.get(k) != now[k])
-        raise UsageError(f"{setting('resume')} with different settings ({', '.join(changed)}); use the original ones")
+        said = ", ".join(f"{k}: saved {saved.get(k)!r}, now {now[k]!r}" for k in changed)
+        raise UsageError(f"{setting('resume')} with different settings ({said}); use the original ones")
 
