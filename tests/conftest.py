@@ -1,7 +1,10 @@
-"""Shared fixtures: a tiny random-init checkpoint and writers for synthetic frame sequences."""
+"""Shared fixtures: a tiny random-init checkpoint, writers for synthetic frame sequences, a daemon on a thread."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +56,31 @@ def write_image(path: Path, pixels: np.ndarray, pixel_type: str = "half", names:
     assert out.open(str(path), spec), out.geterror()
     assert out.write_image(np.ascontiguousarray(pixels, dtype=np.float32)), out.geterror()
     out.close()
+
+
+@contextlib.contextmanager
+def serving(config) -> Iterator:
+    """A daemon on ``config`` (a ``DaemonConfig``) serving on a thread for the block; stopped, joined and closed after."""
+    from nightgrade.server.daemon.server import Daemon
+    served = Daemon(config)
+    ready = threading.Event()
+    thread = threading.Thread(target=served.serve, args=(ready,), daemon=True)
+    thread.start()
+    try:
+        assert ready.wait(30)
+        yield served
+    finally:
+        served.stop()
+        thread.join(30)
+        served.close()
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 30.0) -> None:
+    """Poll ``condition`` until it holds; fail the test after ``seconds``."""
+    end = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < end, "condition not reached in time"
+        time.sleep(0.005)
 
 
 def read_image(path: Path) -> tuple[np.ndarray, oiio.ImageSpec]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from nightgrade.server.cli.main import main
 from nightgrade.server.client import Client, RenderRequest, WirePixels
 from nightgrade.server.daemon.server import Daemon, DaemonConfig
 from nightgrade.server.render.pipeline import ColourPlan, finish_rgb, tile_geometry, working_rgb
-from tests.conftest import read_image, write_image
+from tests.conftest import read_image, serving, wait_for, write_image
 
 SRGB = "sRGB Encoded Rec.709 (sRGB)"
 
@@ -28,16 +27,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def daemon(tiny_weights: str) -> Iterator[Daemon]:
-    served = Daemon(DaemonConfig(bind="tcp://127.0.0.1:0", weights=(tiny_weights,), device="cpu", cache_mb=256,
-                                 max_jobs=8))  # cross-request batching on, as on a GPU
-    ready = threading.Event()
-    thread = threading.Thread(target=served.serve, args=(ready,), daemon=True)
-    thread.start()
-    assert ready.wait(30)
-    yield served
-    served.stop()
-    thread.join(30)
-    served.close()
+    with serving(DaemonConfig(bind="tcp://127.0.0.1:0", weights=(tiny_weights,), device="cpu", cache_mb=256,
+                              max_jobs=8)) as served:  # cross-request batching on, as on a GPU
+        yield served
 
 
 def _sequence(folder: Path, frames: int = 5, height: int = 72, width: int = 104) -> str:
@@ -147,7 +139,7 @@ def test_tiles_of_queued_requests_share_generator_batches(daemon: Daemon) -> Non
 
     long = threading.Thread(target=render, args=(-1, rng.random((768, 768, 3), dtype=np.float32)))
     long.start()
-    _wait_for(lambda: daemon.scheduler.in_flight() == 1)
+    wait_for(lambda: daemon.scheduler.in_flight() == 1)
     threads = [threading.Thread(target=render, args=(i, frames[i])) for i in range(3)]
     for thread in threads:
         thread.start()
@@ -160,13 +152,6 @@ def test_tiles_of_queued_requests_share_generator_batches(daemon: Daemon) -> Non
         working, in_range, excess = working_rgb(frame, colours)
         expected = finish_rgb(model.engine.enhance(in_range, tile_geometry(model.engine)), working, excess, colours, 1.0)
         assert np.abs(expected - results[i]).max() <= 1e-5
-
-
-def _wait_for(condition, seconds: float = 30.0) -> None:
-    end = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < end, "condition not reached in time"
-        time.sleep(0.005)
 
 
 def test_controls_reach_the_daemon_and_an_older_daemon_is_refused(daemon: Daemon, tmp_path: Path, monkeypatch,

@@ -20,6 +20,7 @@ from nightgrade.server.client import Client, RenderRequest
 from nightgrade.server.daemon.models import ModelSet
 from nightgrade.server.daemon.server import Daemon, DaemonConfig
 from nightgrade.server.render.pipeline import ColourPlan, finish_rgb, tile_geometry, working_rgb
+from tests.conftest import serving, wait_for
 
 SRGB = "sRGB Encoded Rec.709 (sRGB)"
 
@@ -58,15 +59,8 @@ def test_same_weights_used_differently_are_two_models(twins: tuple[str, str]) ->
 
 @pytest.fixture(scope="module")
 def daemon(twins: tuple[str, str]) -> Iterator[Daemon]:
-    served = Daemon(DaemonConfig(bind="tcp://127.0.0.1:0", weights=twins, device="cpu", cache_mb=64, max_jobs=8))
-    ready = threading.Event()
-    thread = threading.Thread(target=served.serve, args=(ready,), daemon=True)
-    thread.start()
-    assert ready.wait(30)
-    yield served
-    served.stop()
-    thread.join(30)
-    served.close()
+    with serving(DaemonConfig(bind="tcp://127.0.0.1:0", weights=twins, device="cpu", cache_mb=64, max_jobs=8)) as served:
+        yield served
 
 
 def test_queued_requests_for_each_model_get_that_models_picture(daemon: Daemon) -> None:
@@ -83,10 +77,7 @@ def test_queued_requests_for_each_model_get_that_models_picture(daemon: Daemon) 
     # a long render holds the worker, so the small ones for both models queue up together
     long = threading.Thread(target=render, args=("long", names[0], rng.random((512, 512, 3), dtype=np.float32)))
     long.start()
-    end = time.monotonic() + 30
-    while daemon.scheduler.in_flight() != 1:
-        assert time.monotonic() < end, "the long render did not start"
-        time.sleep(0.005)
+    wait_for(lambda: daemon.scheduler.in_flight() == 1)
     threads = [threading.Thread(target=render, args=(name, name, frame)) for name in names]
     for thread in threads:
         thread.start()

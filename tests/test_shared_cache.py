@@ -4,7 +4,6 @@ other way round, with no generator pass."""
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +13,8 @@ from nightgrade.colorpipeline.io.imageio import read_frame
 from nightgrade.server import protocol as proto
 from nightgrade.server.cli.main import main
 from nightgrade.server.client import Client, RenderRequest
-from nightgrade.server.daemon.server import Daemon, DaemonConfig
-from tests.conftest import write_image
+from nightgrade.server.daemon.server import DaemonConfig
+from tests.conftest import serving, write_image
 
 LINEAR = "Linear Rec.709 (sRGB)"
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -33,22 +32,6 @@ def _sequence(folder: Path, frames: int = 3, height: int = 48, width: int = 64) 
     return paths
 
 
-def _daemon(weights: str, cache_dir: Path) -> tuple[Daemon, threading.Thread]:
-    served = Daemon(DaemonConfig(bind="tcp://127.0.0.1:0", weights=(weights,), device="cpu", cache_mb=0,
-                                 cache_dir=str(cache_dir)))  # no memory tier: every hit comes from the folder
-    ready = threading.Event()
-    thread = threading.Thread(target=served.serve, args=(ready,), daemon=True)
-    thread.start()
-    assert ready.wait(30)
-    return served, thread
-
-
-def _stop(served: Daemon, thread: threading.Thread) -> None:
-    served.stop()
-    thread.join(30)
-    served.close()
-
-
 def test_a_cache_folder_filled_by_the_cli_serves_the_daemon_and_back(tiny_weights, tmp_path, capsys):
     paths = _sequence(tmp_path / "in")
     cache = tmp_path / "cache"
@@ -57,21 +40,19 @@ def test_a_cache_folder_filled_by_the_cli_serves_the_daemon_and_back(tiny_weight
     assert main(["enhance", str(tmp_path / "in" / "shot.####.exr"), str(tmp_path / "cli") + "/", *common]) == 0
     assert json.loads(capsys.readouterr().out)["cache"]["disk_writes"] == 3
 
-    served, thread = _daemon(tiny_weights, cache)
-    try:
-        with Client(served.endpoint, timeout_s=60) as client:
-            pixels = read_frame(str(paths[1])).pixels
-            request = RenderRequest(clip="shot", frame=2, colorspace=LINEAR)
-            digest = proto.digest_pixels(*_wire(pixels))
-            assert client.have(request, pixels, [digest]) == []          # HAVE: the daemon holds it already
-            result = client.render_frame(request, pixels)
-            assert result.generator_passes == 0
-            assert client.stats()["cache"]["hits"] >= 1
-            # a frame only the daemon has seen: enhanced once, then a CLI render of it finds it
-            fresh = pixels * np.float32(0.5)
-            assert client.render_frame(RenderRequest(clip="shot", frame=9, colorspace=LINEAR), fresh).generator_passes == 1
-    finally:
-        _stop(served, thread)
+    # no memory tier: every hit comes from the folder
+    with serving(DaemonConfig(bind="tcp://127.0.0.1:0", weights=(tiny_weights,), device="cpu", cache_mb=0,
+                              cache_dir=str(cache))) as served, Client(served.endpoint, timeout_s=60) as client:
+        pixels = read_frame(str(paths[1])).pixels
+        request = RenderRequest(clip="shot", frame=2, colorspace=LINEAR)
+        digest = proto.digest_pixels(*_wire(pixels))
+        assert client.have(request, pixels, [digest]) == []          # HAVE: the daemon holds it already
+        result = client.render_frame(request, pixels)
+        assert result.generator_passes == 0
+        assert client.stats()["cache"]["hits"] >= 1
+        # a frame only the daemon has seen: enhanced once, then a CLI render of it finds it
+        fresh = pixels * np.float32(0.5)
+        assert client.render_frame(RenderRequest(clip="shot", frame=9, colorspace=LINEAR), fresh).generator_passes == 1
     (tmp_path / "one").mkdir()
     write_image(tmp_path / "one" / "shot.0009.exr", fresh, pixel_type="float")
     assert main(["enhance", str(tmp_path / "one" / "shot.####.exr"), str(tmp_path / "cli9") + "/", *common]) == 0
