@@ -17,6 +17,8 @@ from nightgrade.models.checkpoint import load_checkpoint, picture_identity, save
 from nightgrade.models.engine import EngineConfig
 from nightgrade.models.networks import build_generator
 from nightgrade.server.client import Client, RenderRequest
+from nightgrade.server.client.errors import DaemonModelError
+from nightgrade.server.client.remote_render import served_identity
 from nightgrade.server.daemon.models import ModelSet
 from nightgrade.server.daemon.server import Daemon, DaemonConfig
 from nightgrade.server.render.pipeline import ColourPlan, finish_rgb, tile_geometry, working_rgb
@@ -55,6 +57,20 @@ def test_same_weights_used_differently_are_two_models(twins: tuple[str, str]) ->
     assert models.get(mirrored.name) is mirrored and models.get(plain.name) is plain
     with pytest.raises(ModelError, match="name one"):
         models.get(plain.digest)  # the weights digest no longer says which
+
+
+def test_a_client_records_the_model_the_daemon_will_use(twins: tuple[str, str]) -> None:
+    # `enhance --server` records WELCOME's identity of the model its requests name, by the daemon's own rule
+    models = ModelSet(list(twins), EngineConfig(device="cpu"), color.ColorConfig(None))
+    welcome = {"models": models.describe()}
+    for wanted in (None, models.models[0].name, models.models[1].name):
+        assert served_identity(welcome, wanted) == models.get(wanted).identity
+    with pytest.raises(DaemonModelError, match="name one"):
+        served_identity(welcome, models.models[0].digest)
+    with pytest.raises(DaemonModelError, match="no model 'other'"):
+        served_identity(welcome, "other")
+    older = {"models": [{k: v for k, v in m.items() if k != "identity"} for m in welcome["models"]]}
+    assert served_identity(older, None).endswith(models.models[0].digest)  # a daemon from before the field
 
 
 @pytest.fixture(scope="module")

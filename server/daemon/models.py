@@ -8,10 +8,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from nightgrade.colorpipeline import color
-from nightgrade.colorpipeline.errors import ModelError, setting
+from nightgrade.colorpipeline.errors import setting
 from nightgrade.models.checkpoint import picture_identity
 from nightgrade.models.engine import Engine, EngineConfig
 from nightgrade.models.onnx_export import BackendUnavailableError
+from nightgrade.server.protocol.models import choose_model
 from nightgrade.server.render.defaults import resolve_weights
 
 log = logging.getLogger("nightgrade.daemon")
@@ -53,7 +54,7 @@ class LoadedModel:
         meta, tiles = self.engine.meta, self.engine.tiles
         return {"name": self.name, "version": meta.model_version, "digest": self.digest,
                 "colorspace": self.working, "tile": tiles.local, "region": tiles.region,
-                "stride": tiles.stride, "default": self.default}
+                "stride": tiles.stride, "default": self.default, "identity": self.identity}
 
 
 class ModelSet:
@@ -77,19 +78,9 @@ class ModelSet:
             self.models.append(LoadedModel(name, path, engine, working, index == 0))
 
     def get(self, name: str | None) -> LoadedModel:
-        """The model a request names (None: the default); ModelError naming the choices if none matches."""
-        if name is None or name == "":
-            return self.models[0]
-        for model in self.models:
-            if name == model.name:
-                return model
-        by_digest = [model for model in self.models if name == model.digest]
-        if len(by_digest) == 1:
-            return by_digest[0]
-        if by_digest:
-            raise ModelError(f"digest {name[:19]}... names {len(by_digest)} loaded models (the same weights used "
-                             f"differently); name one: {', '.join(m.name for m in by_digest)}")
-        raise ModelError(f"no model '{name}' is loaded; loaded: {', '.join(self.names())}")
+        """The model a request names (None: the default; ``protocol.models.choose_model``'s rule);
+        ModelError naming the choices if none matches."""
+        return self.models[choose_model([(m.name, m.digest) for m in self.models], name)]
 
     def names(self) -> list[str]:
         return [m.name for m in self.models]

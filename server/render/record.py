@@ -5,9 +5,9 @@ A complete-looking file is not enough (``farm_resume`` checks size, channels and
 rerun with another ``--mix`` or other weights kept every old frame and said nothing, and a hard
 link to the input passed every file test. So each frame NightGrade writes carries its
 ``settings`` - the model's picture identity (``checkpoint.picture_identity``: weights and how
-they are used; or the daemon model asked for), source file, colourspaces and OCIO
-config, mix, proxy scale, tile sizes, bit depth and compression, the temporal window - as
-compact JSON in its header, written with the pixels in one atomic write:
+they are used; through a daemon, the identity WELCOME gives for the model used), source file,
+colourspaces and OCIO config, mix, proxy scale, tile sizes, bit depth and compression, the
+temporal window - as compact JSON in its header, written with the pixels in one atomic write:
 
 - EXR and PNG: the ``nightgrade:render`` attribute;
 - TIFF: ``ImageDescription`` (TIFF keeps no custom attributes);

@@ -1,6 +1,7 @@
 """Resume knows what made a frame (issue 16 item 11, issue 19 item 3): frames made with other
-settings, other weights, by another tool, or a hard link to the input are rendered again, and
-the render says so; frames made the same way are kept."""
+settings, other weights (or the same weights used another way, locally or by a daemon), by another
+tool, or a hard link to the input are rendered again, and the render says so; frames made the same
+way are kept."""
 from __future__ import annotations
 
 import dataclasses
@@ -16,7 +17,8 @@ from nightgrade.colorpipeline.tiling.plan import TileConfig
 from nightgrade.models.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 from nightgrade.models.networks import build_generator
 from nightgrade.server.cli.main import main
-from tests.conftest import TINY, read_image, write_image
+from nightgrade.server.daemon.server import DaemonConfig
+from tests.conftest import TINY, read_image, serving, write_image
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -30,7 +32,8 @@ def _inputs(folder: Path, count: int = 2) -> str:
 
 
 def _enhance(capsys, *args: str) -> tuple[dict, list[str]]:
-    assert main(["enhance", *args, "--device", "cpu", "--json", "-q"]) == 0
+    local = () if "--server" in args else ("--device", "cpu")
+    assert main(["enhance", *args, *local, "--json", "-q"]) == 0
     captured = capsys.readouterr()
     # the notes a rerun gives; the colour line every render prints (issue 19) is not one of them
     notes = [line for line in captured.err.splitlines() if line and not line.startswith("nightgrade: colour:")]
@@ -65,21 +68,43 @@ def test_other_weights_are_rendered_again(tmp_path: Path, tiny_weights: str, cap
     assert summary["frames_rerendered"] == 2 and summary["rerender_reason"].startswith("frame 1: model ")
 
 
-def test_the_same_weights_used_another_way_are_rendered_again(tmp_path: Path, tiny_weights: str, capsys) -> None:
-    # 0.3.3 and 0.3.4 share their weights digest and differ in a generator switch: their frames must not mix
+def _other_switch(tiny_weights: str, path: Path) -> str:
+    """``tiny_weights`` saved with another generator switch: the same weights digest and model name."""
     loaded = load_checkpoint(tiny_weights)
     switched = dataclasses.replace(loaded.meta.generator, exposure_mirrors=True)
     generator = build_generator(switched)
     generator.load_state_dict(loaded.generator.state_dict())
-    other = tmp_path / "mirrors.safetensors"
-    save_checkpoint(other, generator, dataclasses.replace(loaded.meta, generator=switched, digest="", created=""))
-    assert load_checkpoint(str(other)).meta.digest == loaded.meta.digest
+    save_checkpoint(path, generator, dataclasses.replace(loaded.meta, generator=switched, digest="", created=""))
+    assert load_checkpoint(str(path)).meta.digest == loaded.meta.digest
+    return str(path)
+
+
+def test_the_same_weights_used_another_way_are_rendered_again(tmp_path: Path, tiny_weights: str, capsys) -> None:
+    # 0.3.3 and 0.3.4 share their weights digest and differ in a generator switch: their frames must not mix
+    other = _other_switch(tiny_weights, tmp_path / "mirrors.safetensors")
     src, out = _inputs(tmp_path / "in"), str(tmp_path / "out" / "o.####.exr")
     _enhance(capsys, src, out, "--weights", tiny_weights)
-    summary, _ = _enhance(capsys, src, out, "--weights", str(other))
+    summary, _ = _enhance(capsys, src, out, "--weights", other)
     assert summary["frames_rerendered"] == 2 and summary["rerender_reason"].startswith("frame 1: model ")
-    again, _ = _enhance(capsys, src, out, "--weights", str(other))
+    again, _ = _enhance(capsys, src, out, "--weights", other)
     assert again["frames_written"] == 0  # and frames made by that model are kept
+
+
+def test_a_daemon_render_records_the_model_it_served(tmp_path: Path, tiny_weights: str, capsys) -> None:
+    # a farm's daemon restarted with another model under the same name: a rerun must not keep the old frames
+    other = _other_switch(tiny_weights, tmp_path / "mirrors.safetensors")
+    src, out = _inputs(tmp_path / "in"), str(tmp_path / "out" / "o.####.exr")
+
+    def remote(weights: str) -> dict:
+        with serving(DaemonConfig(bind="tcp://127.0.0.1:0", weights=(weights,), device="cpu")) as daemon:
+            return _enhance(capsys, src, out, "--server", daemon.endpoint)[0]
+
+    assert remote(tiny_weights)["frames_written"] == 2
+    local, _ = _enhance(capsys, src, out, "--weights", tiny_weights)
+    assert local["frames_written"] == 0  # a local render with that checkpoint records the same maker
+    switched = remote(other)
+    assert switched["frames_rerendered"] == 2 and switched["rerender_reason"].startswith("frame 1: model ")
+    assert remote(other)["frames_written"] == 0
 
 
 def test_unrecorded_frames_and_a_hard_link_to_the_input_are_rendered(tmp_path: Path, tiny_weights: str,
