@@ -124,7 +124,7 @@ _SMALL = ["--frames-per-step", "1", "--crops-per-frame", "1", "--frame-side", "1
           "--infer-local", "64", "--ngf", "4", "--n-blocks", "2", "--ndf", "4", "--checkpoint-seconds", "0", "-q"]
 
 
-def test_hybrid_mode_trains_from_a_paired_model_resumes_exactly_and_keeps_no_paths(tmp_path) -> None:
+def test_hybrid_mode_trains_from_a_paired_model_resumes_exactly_and_keeps_no_paths(tmp_path, capsys) -> None:
     clean, low = _clean_dir(tmp_path / "clean"), _clean_dir(tmp_path / "low")  # "low": any real frames will do
     base = tmp_path / "paired"
     assert main(["train", "--clean", clean, "--out", str(base), "--steps", "1", *_SMALL]) == 0
@@ -144,6 +144,11 @@ def test_hybrid_mode_trains_from_a_paired_model_resumes_exactly_and_keeps_no_pat
     assert any(not torch.equal(v, start[k]) for k, v in whole.generator.state_dict().items())  # it learned
     # hybrid needs a paired model to start from: one clear line
     assert main(["train", "--mode", "hybrid", "--clean", clean, "--low", low, "--out", str(tmp_path / "x"), "-q"]) == 2
+    # the issue's fine-tune command: `--mode paired ... --low NIGHT_PLATES` uses the night plates, and says how
+    assert main([*args, "--mode", "paired", "--out", str(tmp_path / "named"), "--steps", "1"]) == 0
+    assert "training --mode hybrid" in capsys.readouterr().err
+    assert read_meta(tmp_path / "named" / "model.safetensors").training["mode"] == "hybrid"
+    assert main(["train", "--clean", clean, "--normal", low, "--out", str(tmp_path / "y"), "-q"]) == 2  # paper only
 
 
 def test_warm_up_ramps_the_rate_then_the_cosine_takes_over(tmp_path) -> None:

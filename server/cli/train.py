@@ -57,7 +57,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--clean", help="paired, hybrid: folder of well-exposed frames (searched recursively)")
     p.add_argument("--init", help="paired, hybrid: start from this checkpoint ('default' = the shipped model); its network, "
                         "loss weights and crop sizes are kept unless set")
-    p.add_argument("--low", help="paper, hybrid: folder of real low-light frames (domain A)")
+    p.add_argument("--low", help="paper, hybrid: folder of real low-light frames (domain A); with --mode paired "
+                        "it adds their adversarial term, which is --mode hybrid")
     p.add_argument("--normal", help="paper: folder of normal-light frames (domain B)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--resume", action="store_true", help="continue from OUT/train_state.safetensors")
@@ -125,6 +126,15 @@ def _given(args: argparse.Namespace, cfg_cls: type, skip: set[str]) -> dict:
 def run(args: argparse.Namespace) -> int:
     mode = args.mode or ("paper" if (args.low or args.normal) and not args.clean else
                          "hybrid" if args.low and args.clean else "paired")
+    if mode == "paired" and args.low:
+        # `--mode paired --init default --clean PLATES --low NIGHT_PLATES` (issue 14's fine-tune): the night
+        # plates add the adversarial term to the paired loss, which is the hybrid objective; never drop them
+        print("nightgrade: --low adds the adversarial term on those frames to the paired loss: training "
+              "--mode hybrid", file=sys.stderr, flush=True)
+        mode = "hybrid"
+    if args.normal and mode != "paper":
+        raise UsageError(f"--normal is used by --mode paper only (unpaired normal-light frames); --mode {mode} "
+                         "learns from --clean frames")
     if mode == "paper":
         if not args.low or not args.normal:
             raise UsageError("--mode paper needs --low and --normal folders")
