@@ -62,7 +62,8 @@ def render_remote(opts: RenderOptions, server: ServerOptions, window: TemporalCo
         plan = plan_sequence(opts, f"{first}-{last}" if widened else None, made_by={
             "model": served_identity(welcome, server.model),
             "temporal": None if window is None else {"radius": window.radius, "max_motion": window.max_motion}})
-        if not plan.pending:  # every output complete and made by this model with these settings
+        pending = plan.pending
+        if not pending:  # every output complete and made by this model with these settings
             return plan.summary(time.perf_counter() - started, 0) | {"server": server.endpoint,
                                                                      "generator_passes": 0}
         _check_features(opts, welcome, server.endpoint)
@@ -74,13 +75,13 @@ def render_remote(opts: RenderOptions, server: ServerOptions, window: TemporalCo
                                     max_motion=window.max_motion if window else 256.0, tile=opts.tile,
                                     region=opts.region, luma_denoise=opts.luma_denoise,
                                     chroma_denoise=opts.chroma_denoise, detail=opts.detail, exposure=opts.exposure)
-        with TileProgress(len(plan.pending), 1, enabled=show_progress) as progress:
+        with TileProgress(len(pending), 1, enabled=show_progress) as progress:
             def request_for(t: int) -> RenderRequest:
                 return RenderRequest(clip=plan.spec.display_pattern, frame=t, scale=opts.scale, model=server.model,
                                      colorspace=source, output_colorspace=output, params=params)
             passes, averaged, model = _render_pending(client, plan, request_for, window, (first, last),
                                                       lambda n: plan.read(n, config, source), output, progress)
-    written = len(plan.pending)
+    written = len(pending)
     return plan.summary(time.perf_counter() - started, written) | {
         "server": server.endpoint, "server_version": welcome.get("server"), "device": welcome.get("device"),
         "model": model, "colorspaces": {"input": source, "output": output, "output_rule": rule},
