@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,23 +30,20 @@ def load_engine(path: str, config: EngineConfig) -> Engine:
 @dataclass(frozen=True, eq=False)
 class LoadedModel:
     """One checkpoint on the daemon's device; ``working`` is its working colourspace as named by
-    the daemon's OCIO config."""
+    the daemon's OCIO config; ``identity`` is what decides its pictures (``checkpoint.picture_identity``),
+    the key for batching and caches."""
 
     name: str
     path: str
     engine: Engine
     working: str
     default: bool
+    identity: str
 
     @property
     def digest(self) -> str:
         """The weights digest (WELCOME's ``digest``); two checkpoints may share it (same weights, other switches)."""
         return self.engine.meta.digest
-
-    @functools.cached_property
-    def identity(self) -> str:
-        """What decides this model's pictures (``checkpoint.picture_identity``): the key for batching and caches."""
-        return picture_identity(self.engine.meta)
 
     def describe(self) -> dict:
         """The WELCOME entry of docs/protocol.md."""
@@ -68,14 +64,14 @@ class ModelSet:
         names: set[str] = set()
         for index, path in enumerate(paths):
             engine = load_engine(path, engine_config)
-            name = engine.meta.model_name
+            name, identity = engine.meta.model_name, picture_identity(engine.meta)
             if name in names:
-                name = f"{name}@{picture_identity(engine.meta)[7:19]}"
+                name = f"{name}@{identity[7:19]}"
             names.add(name)
             working = color.canonical_name(colours, engine.meta.colorspace,
                                            origin=f"the working space of {path}",
                                            fix=f"serve with an OCIO config that defines it ({setting('ocio_config')})")
-            self.models.append(LoadedModel(name, path, engine, working, index == 0))
+            self.models.append(LoadedModel(name, path, engine, working, index == 0, identity))
 
     def get(self, name: str | None) -> LoadedModel:
         """The model a request names (None: the default; ``protocol.models.choose_model``'s rule);
