@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -56,6 +57,16 @@ def write_image(path: Path, pixels: np.ndarray, pixel_type: str = "half", names:
     assert out.open(str(path), spec), out.geterror()
     assert out.write_image(np.ascontiguousarray(pixels, dtype=np.float32)), out.geterror()
     out.close()
+
+
+def save_with_mirrors(loaded, mirrors: bool, path: Path | str) -> str:
+    """``loaded`` (a ``load_checkpoint`` result) saved to ``path`` with the exposure branch's mirror average
+    set to ``mirrors``: the same weights digest and model name, another picture (0.3.3 and 0.3.4)."""
+    config = dataclasses.replace(loaded.meta.generator, exposure_mirrors=mirrors)
+    generator = build_generator(config)
+    generator.load_state_dict(loaded.generator.state_dict())
+    save_checkpoint(path, generator, dataclasses.replace(loaded.meta, generator=config, digest="", created=""))
+    return str(path)
 
 
 @contextlib.contextmanager

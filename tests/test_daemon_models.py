@@ -2,7 +2,6 @@
 are two models to the daemon: told apart by name, never batched through each other's engine."""
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from collections.abc import Iterator
@@ -13,16 +12,15 @@ import torch
 
 from nightgrade.colorpipeline import color
 from nightgrade.colorpipeline.errors import ModelError
-from nightgrade.models.checkpoint import load_checkpoint, picture_identity, save_checkpoint
+from nightgrade.models.checkpoint import load_checkpoint, picture_identity
 from nightgrade.models.engine import EngineConfig
-from nightgrade.models.networks import build_generator
 from nightgrade.server.client import Client, RenderRequest
 from nightgrade.server.client.errors import DaemonModelError
 from nightgrade.server.client.remote_render import served_identity
 from nightgrade.server.daemon.models import ModelSet
 from nightgrade.server.daemon.server import Daemon, DaemonConfig
 from nightgrade.server.render.pipeline import ColourPlan, finish_rgb, tile_geometry, working_rgb
-from tests.conftest import serving, wait_for
+from tests.conftest import save_with_mirrors, serving, wait_for
 
 SRGB = "sRGB Encoded Rec.709 (sRGB)"
 
@@ -38,13 +36,7 @@ def twins(tiny_weights: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[
         for p in [*loaded.generator.exposure.features.parameters(), *loaded.generator.exposure.head.parameters()]:
             p.normal_(0.0, 0.1)  # corrections that depend on the layout, so the switch changes pictures
     folder = tmp_path_factory.mktemp("twins")
-    paths = []
-    for mirrors in (False, True):
-        config = dataclasses.replace(loaded.meta.generator, exposure_mirrors=mirrors)
-        generator = build_generator(config)
-        generator.load_state_dict(loaded.generator.state_dict())
-        paths.append(str(folder / f"mirrors-{mirrors}.safetensors"))
-        save_checkpoint(paths[-1], generator, dataclasses.replace(loaded.meta, generator=config, digest="", created=""))
+    paths = [save_with_mirrors(loaded, mirrors, folder / f"mirrors-{mirrors}.safetensors") for mirrors in (False, True)]
     return paths[0], paths[1]
 
 

@@ -4,7 +4,6 @@ tool, or a hard link to the input are rendered again, and the render says so; fr
 way are kept."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from pathlib import Path
@@ -18,7 +17,7 @@ from nightgrade.models.checkpoint import CheckpointMeta, load_checkpoint, save_c
 from nightgrade.models.networks import build_generator
 from nightgrade.server.cli.main import main
 from nightgrade.server.daemon.server import DaemonConfig
-from tests.conftest import TINY, read_image, serving, write_image
+from tests.conftest import TINY, read_image, save_with_mirrors, serving, write_image
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -71,12 +70,9 @@ def test_other_weights_are_rendered_again(tmp_path: Path, tiny_weights: str, cap
 def _other_switch(tiny_weights: str, path: Path) -> str:
     """``tiny_weights`` saved with another generator switch: the same weights digest and model name."""
     loaded = load_checkpoint(tiny_weights)
-    switched = dataclasses.replace(loaded.meta.generator, exposure_mirrors=True)
-    generator = build_generator(switched)
-    generator.load_state_dict(loaded.generator.state_dict())
-    save_checkpoint(path, generator, dataclasses.replace(loaded.meta, generator=switched, digest="", created=""))
-    assert load_checkpoint(str(path)).meta.digest == loaded.meta.digest
-    return str(path)
+    saved = save_with_mirrors(loaded, True, path)
+    assert load_checkpoint(saved).meta.digest == loaded.meta.digest
+    return saved
 
 
 def test_the_same_weights_used_another_way_are_rendered_again(tmp_path: Path, tiny_weights: str, capsys) -> None:
