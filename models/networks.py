@@ -107,6 +107,8 @@ class GeneratorConfig:
     exposure: bool = False
     exposure_level: bool = True  # the branch also learns a global level correction on top of auto-exposure
     exposure_mirrors: bool = False  # the branch's gains are averaged over the frame's mirror images
+    refine: int = 0  # full-resolution refinement convs after the output (0: none; see models/refine_head.py)
+    refine_width: int = 16  # channels of the refinement head's convs
 
     def __post_init__(self) -> None:
         _check_int("in_channels", self.in_channels, 1)
@@ -114,6 +116,10 @@ class GeneratorConfig:
         _check_int("ngf", self.ngf, 1)
         _check_int("n_blocks", self.n_blocks, 0)
         _check_int("n_downsample", self.n_downsample, 0, 3)
+        _check_int("refine", self.refine, 0, 8)
+        _check_int("refine_width", self.refine_width, 1)
+        if self.refine == 1:
+            raise ValueError("refine must be 0 (none) or 2 to 8 convs (one conv alone has no non-linearity)")
         if isinstance(self.shrink_init, bool) or not isinstance(self.shrink_init, (int, float)) \
                 or not math.isfinite(self.shrink_init) or self.shrink_init <= 0:
             raise ValueError(f"shrink_init must be a finite number > 0, got {self.shrink_init!r}")
@@ -124,6 +130,8 @@ class GeneratorConfig:
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.residual and self.out_channels != 3:
             raise ValueError("residual needs out_channels = 3 (the correction is added to the local RGB)")
+        if self.refine and not self.residual:
+            raise ValueError("refine needs residual (the head corrects the output, seeing the local RGB beside it)")
 
     @property
     def size_multiple(self) -> int:
@@ -148,7 +156,7 @@ class GeneratorConfig:
 
 NORMS = ("instance", "none")
 _LEGACY_DEFAULTS = {"norm": "instance", "skips": False, "residual": False, "exposure": False, "exposure_level": True,
-                    "exposure_mirrors": False}
+                    "exposure_mirrors": False, "refine": 0, "refine_width": 16}
 
 
 @dataclass(frozen=True)
@@ -263,6 +271,9 @@ class Generator(nn.Module):
         if not cfg.residual:
             head.append(nn.Tanh())
         self.output = nn.Sequential(*head)
+        if cfg.refine:
+            from nightgrade.models.refine_head import RefineHead
+            self.refine = RefineHead(cfg.refine_width, cfg.refine)
         if cfg.exposure:
             from nightgrade.models.exposure import FrameExposure
             self.exposure = FrameExposure(level=cfg.exposure_level, mirrors=cfg.exposure_mirrors)
@@ -277,6 +288,8 @@ class Generator(nn.Module):
         if self.config.residual:
             # a correction of the local RGB, clamped to the range the tanh head would give
             y = torch.clamp(x[:, :3] + y, -1.0, 1.0)
+        if self.config.refine:
+            y = self.refine(y, x[:, :3])
         return y
 
     def _features_skips(self, x: torch.Tensor) -> torch.Tensor:
@@ -344,6 +357,8 @@ def build_generator(cfg: GeneratorConfig) -> Generator:
     """A freshly initialised generator (seed torch beforehand for reproducibility)."""
     net = Generator(cfg)
     _init_weights(net)
+    if cfg.refine:
+        net.refine.zero_last()
     return net
 
 

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nightgrade.colorpipeline.errors import UsageError
+from nightgrade.colorpipeline.errors import UsageError, setting
 from nightgrade.colorpipeline.lowlight import CameraRanges
 from nightgrade.colorpipeline.tiling.plan import TileConfig
 from nightgrade.models.checkpoint import CheckpointMeta, load_checkpoint, read_meta, save_checkpoint
@@ -68,6 +68,9 @@ class PairedConfig:
     exposure_level: bool = True   # see GeneratorConfig.exposure_level: the switch the exported model keeps
     train_exposure_level: bool | None = None  # the switch while training (None: exposure_level)
     exposure_mirrors: bool = True  # see GeneratorConfig.exposure_mirrors (on while training and in the model)
+    refine: int = 0             # see GeneratorConfig.refine: full-resolution refinement convs (0: none)
+    refine_width: int = 16      # see GeneratorConfig.refine_width
+    train_refine_only: bool = False  # train the refinement head alone; the rest stays as --init made it
     lr: float = 1e-3
     w: float = 0.9
     lambda_gain: float = 0.1
@@ -95,6 +98,9 @@ class PairedConfig:
                              "steps and batch sizes must be at least 1")
         if self.lambda_anchor and not self.init:
             raise UsageError("the anchor term compares with the model a fine-tune starts from: it needs --init")
+        if self.train_refine_only and not (self.refine and self.init):
+            raise UsageError(f"{setting('train_refine_only')} trains a refinement head on a trained model: give "
+                             f"{setting('refine')} 2 or more and {setting('init')}")
         if self.lambda_tile and self.crops_per_frame % 2:
             raise UsageError(f"the tile-consistency term takes crops in pairs: crops_per_frame must be even, "
                              f"got {self.crops_per_frame}")
@@ -103,7 +109,8 @@ class PairedConfig:
         return GeneratorConfig(in_channels=6 if self.region_input else 3, ngf=self.ngf, n_blocks=self.n_blocks,
                                n_downsample=self.n_downsample, norm=self.norm, skips=True, residual=True,
                                exposure=True, exposure_level=self.exposure_level,
-                               exposure_mirrors=self.exposure_mirrors)
+                               exposure_mirrors=self.exposure_mirrors, refine=self.refine,
+                               refine_width=self.refine_width)
 
 
 # Generator settings that decide how the weights are used, not their shapes: a fine-tune may change them.
@@ -122,7 +129,7 @@ def architecture_of(path: str) -> dict[str, Any]:
                          "fine-tune a model made by `nightgrade train --mode paired`")
     return {"ngf": g.ngf, "n_blocks": g.n_blocks, "n_downsample": g.n_downsample, "region_input": g.in_channels == 6,
             "norm": g.norm, "exposure_level": g.exposure_level,
-            "exposure_mirrors": g.exposure_mirrors}
+            "exposure_mirrors": g.exposure_mirrors, "refine": g.refine, "refine_width": g.refine_width}
 
 
 # The training objective and crop geometry of a paired run: a fine-tune keeps its starting model's
@@ -141,7 +148,7 @@ def recipe_of(path: str) -> dict[str, Any]:
 # Settings that may differ on --resume: the budget and how often to write.
 _RESUMABLE = {"out_dir", "steps", "checkpoint_seconds", "log_every"}
 # Settings added after runs were saved, and what such a run trained with: it resumes with that value given.
-_ADDED = {"exposure_mirrors": False}
+_ADDED = {"exposure_mirrors": False, "refine": 0, "refine_width": 16, "train_refine_only": False}
 
 
 class PairedTrainer:
@@ -162,7 +169,12 @@ class PairedTrainer:
                                          else cfg.train_exposure_level)
         # every network and optimiser that a state file holds (the hybrid trainer adds its own)
         self.nets: dict[str, torch.nn.Module] = {"G": self.generator}
-        self.optimizers = {"G": torch.optim.Adam(self.generator.parameters(), lr=cfg.lr)}
+        trained = self.generator.parameters()
+        if cfg.train_refine_only:
+            self.generator.requires_grad_(False)
+            trained = self.generator.refine.parameters()
+            self.generator.refine.requires_grad_(True)
+        self.optimizers = {"G": torch.optim.Adam(trained, lr=cfg.lr)}
         paths = find_clean_frames(cfg.clean_dir)
         self.pictures = load_clean(paths, min_side=cfg.local)
         self.weights = source_weights(paths, cfg.clean_dir) if cfg.balance_sources else None
@@ -172,14 +184,21 @@ class PairedTrainer:
     def _initialise(self, path: str) -> None:
         loaded = load_checkpoint(path)
         switches = {name: getattr(self.generator.config, name) for name in SWITCHES}
+        grown = not loaded.meta.generator.refine and self.generator.config.refine  # a head added to a model
+        if grown:
+            switches.update(refine=self.generator.config.refine, refine_width=self.generator.config.refine_width)
         if dataclasses.replace(loaded.meta.generator, **switches) != self.generator.config:
             raise UsageError(f"the initial checkpoint {path} has a different architecture than this run "
                              f"({loaded.meta.generator} vs {self.generator.config}); train with the checkpoint's "
                              "width, blocks and downsampling")
-        self.generator.load_state_dict(loaded.generator.state_dict())
+        # a grown head keeps its zero start (RefineHead): the run starts as the model it grows
+        missing, _ = self.generator.load_state_dict(loaded.generator.state_dict(), strict=not grown)
+        lacking = [key for key in missing if not key.startswith("refine.")]
+        if lacking:
+            raise UsageError(f"the initial checkpoint {path} lacks {lacking[0]}")
         if self.cfg.lambda_anchor:  # the starting model, frozen: the anchor term's reference
             self.anchor = build_generator(self.generator.config).requires_grad_(False)
-            self.anchor.load_state_dict(loaded.generator.state_dict())
+            self.anchor.load_state_dict(loaded.generator.state_dict(), strict=not grown)
 
     def learning_rate(self, step: int) -> float:
         """Cosine decay over ``steps``, after a linear warm-up: Adam's first updates move every weight

@@ -30,6 +30,8 @@ _HYBRID_SKIP = _PAIRED_SKIP | {"low_dir"}
 # paired mode with --init; the anchor measured on 0.3.2 with the bikes camera's plates (docs/quality.md):
 # -0.75 dB on that camera's clip at 3.0, -0.86 at 1.0, -2.26 without
 _FINE_TUNE = {"lr": 5e-5, "warmup": 100, "lambda_anchor": 3.0}
+# a refinement head trained alone starts at zero with the rest frozen: a fresh layer's rate, no anchor
+_HEAD_ONLY = {"lr": 1e-3, "warmup": 100, "lambda_anchor": 0.0}
 # Options whose default is a rule rather than a value.
 _HELP = {"exposure_level": "use the exposure branch's learned level in the model this run writes (default: true; "
                            "with --init, the starting model's)",
@@ -38,7 +40,11 @@ _HELP = {"exposure_level": "use the exposure branch's learned level in the model
          "train_exposure_level": "use it while training (default: as --exposure-level; true with --init, as the "
                                  "shipped model was trained)",
          "lambda_anchor": "weight of the L1 to the --init model's 8x-averaged output: keeps its tone while the "
-                          "fine-tune learns texture and noise (default: 3.0 for a paired fine-tune, else 0)"}
+                          "fine-tune learns texture and noise (default: 3.0 for a paired fine-tune, else 0)",
+         "refine": "full-resolution refinement convs after the generator's output (default: 0, none; with --init, "
+                   "the starting model's; a model without a head may be given one)",
+         "refine_width": "channels of the refinement head's convs (default: 16; with --init, the starting model's)",
+         "train_refine_only": "train the refinement head alone, the rest of --init frozen (default: false)"}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -101,10 +107,13 @@ def _from_init(args: argparse.Namespace, init: str) -> None:
     asks for another architecture is refused, naming the flag (the weights could not load). The
     ``SWITCHES`` (how the weights are used) and the training ``RECIPE`` (loss weights, crop sizes)
     default to the checkpoint's and may be set."""
-    for name, value in architecture_of(init).items():
+    architecture = architecture_of(init)
+    for name, value in architecture.items():
         given = (not args.no_region) if name == "region_input" else getattr(args, name)
         asked = args.no_region if name == "region_input" else given is not None
-        if asked and given != value and name not in SWITCHES:
+        # a refinement head, of any shape, may be added to a model without one
+        grows_head = name in ("refine", "refine_width") and architecture["refine"] == 0
+        if asked and given != value and name not in SWITCHES and not grows_head:
             flag = "--no-region" if name == "region_input" else f"--{name.replace('_', '-')} {given}"
             raise UsageError(f"{flag} differs from the network of --init {init} ({name} = {value}); a fine-tune "
                              "keeps the architecture of the model it starts from")
@@ -160,10 +169,11 @@ def run(args: argparse.Namespace) -> int:
             # switch the model keeps. Measured on 0.3.2 with the bikes camera (docs/quality.md): hybrid
             # +1.20 dB this way, -2.17 with it off; paired -2.90 dB this way, -4.13 with it off.
             if args.train_exposure_level is None:
-                args.train_exposure_level = True
+                # a head trained alone refines the pictures the model gives as it ships
+                args.train_exposure_level = args.exposure_level if args.train_refine_only else True
         if mode == "paired" and init:
             # a fine-tune: a gentle rate after a warm-up, held to the starting model's tone, unless asked otherwise
-            for name, value in _FINE_TUNE.items():
+            for name, value in (_HEAD_ONLY if args.train_refine_only else _FINE_TUNE).items():
                 if getattr(args, name) is None:
                     setattr(args, name, value)
         if mode == "hybrid":
