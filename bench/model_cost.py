@@ -6,7 +6,10 @@ default memory budget) and enhances the same 1920x1080 frame; the engines take t
 times each, after one untimed warm-up each, so background load falls on every side of the comparison.
 Ratios are of the best process CPU time (wall time is shown beside it).
 
-    python bench/model_cost.py OLD.safetensors [NEW.safetensors] [--repeats 3] [--write-docs]
+    python bench/model_cost.py OLD.safetensors [NEW.safetensors] [--backends torch,openvino] [--repeats 3]
+        [--write-docs]
+
+Each backend (``models.backends``) is compared on its own: old and new take turns on it.
 
 NEW defaults to the shipped model. With ``--write-docs`` the result replaces the "Model cost per
 frame" section of docs/benchmarks.md.
@@ -39,24 +42,29 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("old")
     parser.add_argument("new", nargs="?", default=None)
+    parser.add_argument("--backends", default="torch,openvino", help="comma-separated (default torch,openvino)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
     new = args.new or str(shipped_weights_path())
     torch.set_num_threads(2)
     load_start, started = load_average(), time.perf_counter()
-    engines = [Engine.from_checkpoint(p, EngineConfig(device="cpu")) for p in (args.old, new)]
     frame = random_frame(1080, 1920)
-    for engine in engines:
-        engine.enhance(frame)  # warm-up: first-call allocations are not the model's cost
-    old_t, new_t = time_interleaved([lambda e=e: e.enhance(frame) for e in engines], args.repeats)
-    rows = [[describe(p), f"{e.tiles.local} / {e.tiles.region} / {e.tiles.stride or e.tiles.local // 2}", t.describe()]
-            for p, e, t in zip((args.old, new), engines, (old_t, new_t))]
+    rows, ratios = [], []
+    for backend in args.backends.split(","):
+        engines = [Engine.from_checkpoint(p, EngineConfig(device="cpu", backend=backend)) for p in (args.old, new)]
+        for engine in engines:
+            engine.enhance(frame)  # warm-up: first-call allocations (and an ONNX export) are not the model's cost
+        old_t, new_t = time_interleaved([lambda e=e: e.enhance(frame) for e in engines], args.repeats)
+        rows += [[describe(p), backend, f"{e.tiles.local} / {e.tiles.region} / {e.tiles.stride or e.tiles.local // 2}",
+                  t.describe()] for p, e, t in zip((args.old, new), engines, (old_t, new_t))]
+        ratios.append(f"{backend}: new / old {cpu_ratio(new_t, old_t):.2f}x CPU time, "
+                      f"{wall_ratio(new_t, old_t):.2f}x wall time.")
     body = [
         "_Written by `bench/model_cost.py` (method in its docstring); rerunning it replaces this section._", "",
         *run_lines(load_start, started), "",
-        markdown_table(["model", "tiles Nl / Nr / stride", "one 1920x1080 frame"], rows), "",
-        f"New / old: {cpu_ratio(new_t, old_t):.2f}x CPU time, {wall_ratio(new_t, old_t):.2f}x wall time.",
+        markdown_table(["model", "backend", "tiles Nl / Nr / stride", "one 1920x1080 frame"], rows), "",
+        *(f"- {line}" for line in ratios),
     ]
     text = "\n".join(body)
     print(text)

@@ -16,9 +16,9 @@ class RefineHead(nn.Module):
     With ``n_downsample = 3`` the generator's only full-resolution work is its last decoder conv and
     the output conv, so one-pixel detail is either kept with its noise (the global residual) or
     smoothed away with it. The head gives full-resolution capacity, seeing both the denoised output
-    and the input it came from. Its receptive field is ``2 * layers + 1`` pixels, far inside the tile
-    overlap, so it keeps the generator tile-consistent. The last conv starts at zero: a head added to
-    a trained model starts as that model.
+    and the input it came from. It reaches ``layers + _HP`` pixels each way (8 with 6 convs), far
+    inside the tile overlap, so it keeps the generator tile-consistent. The last conv starts at zero:
+    a head added to a trained model starts as that model.
     """
 
     def __init__(self, width: int, layers: int) -> None:

@@ -1,4 +1,4 @@
-"""The full-resolution refinement head (models/networks.RefineHead) and training it alone (issue 14)."""
+"""The full-resolution refinement head (models/refine_head.RefineHead) and training it alone (issue 14)."""
 from __future__ import annotations
 
 import dataclasses
@@ -13,6 +13,7 @@ from nightgrade.models.checkpoint import load_checkpoint, read_meta
 from nightgrade.models.engine import Engine, EngineConfig
 from nightgrade.models.networks import GeneratorConfig, build_generator
 from nightgrade.models.training.paired import train_paired
+from nightgrade.server.render.defaults import shipped_weights_path
 from nightgrade.server.cli.main import main
 from test_tile_consistent import CONSISTENT, _frame
 from test_training_paired import _SMALL, _cfg, _clean_dir
@@ -80,3 +81,21 @@ def test_cli_grows_a_head_on_a_model_and_keeps_it_afterwards(tmp_path) -> None:
     assert main(["train", "--clean", clean, "--init", head, "--refine", "3", *out("other")]) == 2  # not another one
     assert main(["train", "--clean", clean, "--init", head, "--refine-width", "6", *out("wider")]) == 2
     assert main(["train", "--clean", clean, "--train-refine-only", "true", *out("none")]) == 2
+
+
+def test_the_shipped_head_changes_detail_not_tone() -> None:
+    # 0.4.0's head was trained alone on 0.3.4: the picture's local means stay 0.3.4's (docs/model-card.md)
+    headed = load_checkpoint(str(shipped_weights_path())).generator.eval()
+    assert headed.config.refine
+    plain = build_generator(headed.config).eval()
+    plain.load_state_dict(headed.state_dict())
+    plain.refine.zero_last()
+    torch.manual_seed(2)
+    # a dark noisy tile with shapes in it, in the generator's [-1, 1] range
+    shapes = torch.nn.functional.interpolate(torch.rand(1, 6, 16, 16), size=128, mode="bilinear")
+    x = shapes * 0.6 - 0.9 + 0.05 * torch.randn(1, 6, 128, 128)
+    with torch.no_grad():
+        a, b = headed(x), plain(x)
+    smooth = lambda t: torch.nn.functional.avg_pool2d(t, 32)  # noqa: E731
+    assert float((a - b).abs().mean()) > 5e-3  # the head does something
+    assert float((smooth(a) - smooth(b)).abs().mean()) < 0.1 * float((a - b).abs().mean())
