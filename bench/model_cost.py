@@ -56,7 +56,7 @@ def main() -> int:
         for engine in engines:
             engine.enhance(frame)  # warm-up: first-call allocations (and an ONNX export) are not the model's cost
         old_t, new_t = time_interleaved([lambda e=e: e.enhance(frame) for e in engines], args.repeats)
-        rows += [[describe(p), backend, f"{e.tiles.local} / {e.tiles.region} / {e.tiles.stride or e.tiles.local // 2}",
+        rows += [[describe(p), backend, f"{e.tiles.local} / {e.tiles.region} / {e.tiles.step}",
                   t.describe()] for p, e, t in zip((args.old, new), engines, (old_t, new_t))]
         ratios.append(f"{backend}: new / old {cpu_ratio(new_t, old_t):.2f}x CPU time, "
                       f"{wall_ratio(new_t, old_t):.2f}x wall time.")

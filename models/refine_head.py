@@ -40,5 +40,6 @@ class RefineHead(nn.Module):
         correction = self.body(torch.cat([y, local_rgb], dim=1))
         # detail only: the correction's local mean is taken out, so the head cannot regrade (tone and
         # colour stay the generator's and the exposure branch's, which see the whole frame)
-        smooth = nn.functional.avg_pool2d(nn.functional.pad(correction, (_HP,) * 4, mode="reflect"), 2 * _HP + 1, stride=1)
+        padded = nn.functional.pad(correction, (_HP,) * 4, mode="reflect")
+        smooth = nn.functional.avg_pool2d(padded, 2 * _HP + 1, stride=1)
         return torch.clamp(y + correction - smooth, -1.0, 1.0)

@@ -13,8 +13,8 @@ from nightgrade.models.checkpoint import load_checkpoint, read_meta
 from nightgrade.models.engine import Engine, EngineConfig
 from nightgrade.models.networks import GeneratorConfig, build_generator
 from nightgrade.models.training.paired import train_paired
-from nightgrade.server.render.defaults import shipped_weights_path
 from nightgrade.server.cli.main import main
+from nightgrade.server.render.defaults import shipped_weights_path
 from test_tile_consistent import CONSISTENT, _frame
 from test_training_paired import _SMALL, _cfg, _clean_dir
 

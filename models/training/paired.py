@@ -198,7 +198,7 @@ class PairedTrainer:
             raise UsageError(f"the initial checkpoint {path} lacks {lacking[0]}")
         if self.cfg.lambda_anchor:  # the starting model, frozen: the anchor term's reference
             self.anchor = build_generator(self.generator.config).requires_grad_(False)
-            self.anchor.load_state_dict(loaded.generator.state_dict(), strict=not grown)
+            self.anchor.load_state_dict(self.generator.state_dict())  # as loaded, a grown head's zero start included
 
     def learning_rate(self, step: int) -> float:
         """Cosine decay over ``steps``, after a linear warm-up: Adam's first updates move every weight
