@@ -92,10 +92,11 @@ def capture(linear: np.ndarray, camera: CameraModel, rng: np.random.Generator) -
     return _capture(np.clip(np.asarray(linear, dtype=np.float32), 0.0, None), camera, rng, encoded=False)
 
 
-def undo_gains(linear: np.ndarray, captured: np.ndarray, camera: CameraModel) -> np.ndarray:
+def undo_gains(linear: np.ndarray, captured: np.ndarray, camera: CameraModel, black_removed: bool = False) -> np.ndarray:
     """log2 gains (3,), one per channel, that bring ``captured`` (``camera``'s capture of the scene-linear
     ``linear``) back to the scene's exposure and white balance: what a frame-level exposure stage should
-    learn (``models/exposure.py``).
+    learn (``models/exposure.py``). ``black_removed``: the gains for the capture once the camera's
+    raised black is taken off (a stage that estimates it does so first).
 
     The level is the ratio of luminances once the white-balance error is divided out; each channel then
     undoes its own white-balance gain. Colour loss is left out on purpose: desaturation moves each
@@ -106,7 +107,8 @@ def undo_gains(linear: np.ndarray, captured: np.ndarray, camera: CameraModel) ->
     """
     wb = np.asarray(camera.wb_error, dtype=np.float64)
     scene = float(np.asarray(linear, np.float64).reshape(-1, 3).mean(axis=0) @ REC709_LUMA)
-    seen = float((np.asarray(captured, np.float64).reshape(-1, 3).mean(axis=0) / wb) @ REC709_LUMA)
+    floor = camera.black_level if black_removed else 0.0
+    seen = max(0.0, float(((np.asarray(captured, np.float64).reshape(-1, 3).mean(axis=0) - floor) / wb) @ REC709_LUMA))
     return (np.log2((scene + _EPS) / (seen + _EPS)) - np.log2(wb)).astype(np.float32)
 
 

@@ -34,6 +34,8 @@ from nightgrade.colorpipeline.luma import REC709_LUMA
 THUMB = 64
 #: Predicted gains are clamped to this many stops (a quarter to 4096 times).
 GAIN_RANGE = (-2.0, 12.0)
+#: Quantiles of the thumbnail's darkest channel that the black estimate sees.
+BLACK_QUANTILES = (0.0, 0.01, 0.05, 0.1, 0.25, 0.5)
 _EPS = 1e-5
 
 
@@ -45,7 +47,7 @@ def decode_srgb(v: torch.Tensor) -> torch.Tensor:
 class FrameExposure(nn.Module):
     """Thumbnail (B, 3, THUMB, THUMB) sRGB in [0, 1] -> log2 gains (B, 3), one per channel."""
 
-    def __init__(self, width: int = 16, level: bool = True, mirrors: bool = False) -> None:
+    def __init__(self, width: int = 16, level: bool = True, mirrors: bool = False, black: bool = False) -> None:
         super().__init__()
         # level=False: auto-exposure to the learned target plus per-channel balance, no learned guess of
         # how bright the scene was meant to be (measured to generalise better: docs/model-card.md)
@@ -62,18 +64,46 @@ class FrameExposure(nn.Module):
         # the branch starts as plain auto-exposure: no learned correction yet
         nn.init.zeros_(self.head[-1].weight)
         nn.init.zeros_(self.head[-1].bias)
+        self.black_head: nn.Sequential | None = None
+        if black:
+            self.black_head = nn.Sequential(nn.Linear(len(BLACK_QUANTILES), 2 * width), nn.ReLU(inplace=True),
+                                            nn.Linear(2 * width, 1))
+            # sigmoid(-6): a quarter of a percent of the darkest value, so a head grown on a trained
+            # model starts as that model
+            nn.init.zeros_(self.black_head[-1].weight)
+            nn.init.constant_(self.black_head[-1].bias, -6.0)
 
     def forward(self, thumb: torch.Tensor) -> torch.Tensor:
-        if not self.mirrors:
-            return self._gains(thumb)
-        # one batch of the four mirror images; the mean of their gains is mirror-invariant. Each is
-        # clamped before the mean, so the mean stays inside GAIN_RANGE too.
-        images = torch.cat([thumb, thumb.flip(3), thumb.flip(2), thumb.flip(2, 3)])
-        return self._gains(images).view(4, thumb.shape[0], 3).mean(dim=0)
+        return self.levels(thumb)[0]
 
-    def _gains(self, thumb: torch.Tensor) -> torch.Tensor:
-        """The gains for each thumbnail as it is (auto-exposure plus the learned corrections, clamped)."""
+    def levels(self, thumb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """log2 gains (B, 3) and the raised black (B,) in linear light (zeros without ``black``)."""
+        black = self.black_level(thumb)
+        if not self.mirrors:
+            return self._gains(thumb, black), black
+        # one batch of the four mirror images; the mean of their gains is mirror-invariant. Each is
+        # clamped before the mean, so the mean stays inside GAIN_RANGE too. (The black estimate
+        # sees quantiles only, which mirroring does not change.)
+        images = torch.cat([thumb, thumb.flip(3), thumb.flip(2), thumb.flip(2, 3)])
+        return self._gains(images, black.repeat(4)).view(4, thumb.shape[0], 3).mean(dim=0), black
+
+    def black_level(self, thumb: torch.Tensor) -> torch.Tensor:
+        """The raised black (B,) of each thumbnail, linear, between 0 and its darkest value."""
+        if self.black_head is None:
+            return thumb.new_zeros(thumb.shape[0])
+        darkest = decode_srgb(thumb.clamp(0.0, 1.0)).amin(dim=1).flatten(1).sort(dim=1).values  # (B, T*T)
+        last = darkest.shape[1] - 1
+        picks = darkest[:, [round(q * last) for q in BLACK_QUANTILES]]
+        fraction = torch.sigmoid(self.black_head(torch.log2(picks + _EPS) / 8.0))[:, 0]
+        return picks[:, 0] * fraction
+
+    def _gains(self, thumb: torch.Tensor, black: torch.Tensor) -> torch.Tensor:
+        """The gains for each thumbnail once ``black`` is taken off (auto-exposure plus the learned
+        corrections, clamped)."""
         linear = decode_srgb(thumb.clamp(0.0, 1.0))
+        if self.black_head is not None:
+            linear = (linear - black[:, None, None, None]).clamp(min=0.0)
+            thumb = encode_srgb(linear)
         means = linear.mean(dim=(2, 3))                                   # (B, 3)
         luma = means @ torch.tensor(REC709_LUMA.tolist(), dtype=means.dtype, device=means.device)
         base = self.target - torch.log2(luma + _EPS)                        # (B,)
@@ -99,22 +129,32 @@ def thumbnail(frame_hwc: np.ndarray) -> np.ndarray:
     return np.clip(small, 0.0, 1.0).transpose(2, 0, 1).copy()
 
 
-def apply_gains(frame_hwc: np.ndarray, log2_gains: np.ndarray) -> np.ndarray:
-    """Multiply an sRGB-encoded frame's linear light by ``2 ** log2_gains`` per channel; clip to [0, 1]."""
+def apply_gains(frame_hwc: np.ndarray, log2_gains: np.ndarray, black: float = 0.0) -> np.ndarray:
+    """Take ``black`` off an sRGB-encoded frame's linear light, multiply by ``2 ** log2_gains`` per
+    channel; clip to [0, 1]."""
     gains = np.exp2(np.asarray(log2_gains, dtype=np.float32)).reshape(1, 1, 3)
-    linear = srgb_to_linear(np.clip(frame_hwc, 0.0, 1.0)) * gains
-    return linear_to_srgb(np.clip(linear, 0.0, 1.0))
+    linear = srgb_to_linear(np.clip(frame_hwc, 0.0, 1.0))
+    if black:
+        linear = linear - np.float32(black)
+    return linear_to_srgb(np.clip(linear * gains, 0.0, 1.0))
+
+
+def frame_levels(branch: FrameExposure, frame_hwc: np.ndarray, offset_stops: float = 0.0) -> tuple[np.ndarray, float]:
+    """log2 gains (3,) the branch predicts for one frame, plus a user offset in stops, and its raised black."""
+    param = next(branch.parameters())
+    with torch.inference_mode():
+        thumb = torch.from_numpy(thumbnail(frame_hwc))[None].to(param.device, param.dtype)
+        gains, black = branch.levels(thumb)
+    return gains[0].float().cpu().numpy() + np.float32(offset_stops), float(black[0])
 
 
 def frame_gains(branch: FrameExposure, frame_hwc: np.ndarray, offset_stops: float = 0.0) -> np.ndarray:
     """log2 gains (3,) the branch predicts for one frame, plus a user offset in stops."""
-    param = next(branch.parameters())
-    with torch.inference_mode():
-        thumb = torch.from_numpy(thumbnail(frame_hwc))[None].to(param.device, param.dtype)
-        gains = branch(thumb)[0].float().cpu().numpy()
-    return gains + np.float32(offset_stops)
+    return frame_levels(branch, frame_hwc, offset_stops)[0]
 
 
 def normalise_exposure(branch: FrameExposure, frame_hwc: np.ndarray, offset_stops: float = 0.0) -> np.ndarray:
-    """The frame brightened by the gains the branch predicts for it (plus ``offset_stops``)."""
-    return apply_gains(frame_hwc, frame_gains(branch, frame_hwc, offset_stops))
+    """The frame with its raised black taken off and brightened by the gains the branch predicts for
+    it (plus ``offset_stops``)."""
+    gains, black = frame_levels(branch, frame_hwc, offset_stops)
+    return apply_gains(frame_hwc, gains, black)

@@ -107,6 +107,7 @@ class GeneratorConfig:
     exposure: bool = False
     exposure_level: bool = True  # the branch also learns a global level correction on top of auto-exposure
     exposure_mirrors: bool = False  # the branch's gains are averaged over the frame's mirror images
+    exposure_black: bool = False  # the branch takes the frame's raised black off first (models/exposure.py)
     refine: int = 0  # full-resolution refinement convs after the output (0: none; see models/refine_head.py)
     refine_width: int = 16  # channels of the refinement head's convs
 
@@ -125,7 +126,7 @@ class GeneratorConfig:
             raise ValueError(f"shrink_init must be a finite number > 0, got {self.shrink_init!r}")
         if self.norm not in NORMS:
             raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {self.norm!r}")
-        for name in ("skips", "residual", "exposure", "exposure_level", "exposure_mirrors"):
+        for name in ("skips", "residual", "exposure", "exposure_level", "exposure_mirrors", "exposure_black"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.residual and self.out_channels != 3:
@@ -156,7 +157,7 @@ class GeneratorConfig:
 
 NORMS = ("instance", "none")
 _LEGACY_DEFAULTS = {"norm": "instance", "skips": False, "residual": False, "exposure": False, "exposure_level": True,
-                    "exposure_mirrors": False, "refine": 0, "refine_width": 16}
+                    "exposure_mirrors": False, "exposure_black": False, "refine": 0, "refine_width": 16}
 
 
 @dataclass(frozen=True)
@@ -276,7 +277,8 @@ class Generator(nn.Module):
             self.refine = RefineHead(cfg.refine_width, cfg.refine)
         if cfg.exposure:
             from nightgrade.models.exposure import FrameExposure
-            self.exposure = FrameExposure(level=cfg.exposure_level, mirrors=cfg.exposure_mirrors)
+            self.exposure = FrameExposure(level=cfg.exposure_level, mirrors=cfg.exposure_mirrors,
+                                          black=cfg.exposure_black)
 
     @property
     def size_multiple(self) -> int:

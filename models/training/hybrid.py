@@ -75,8 +75,8 @@ class HybridTrainer(PairedTrainer):
         low = torch.from_numpy(np.stack(frames).transpose(0, 3, 1, 2).copy())
         thumbs = torch.from_numpy(np.stack([thumbnail(f) for f in frames]).astype(np.float32))
         batch = PairedFrames(clean=low, low=low, thumbs=thumbs, true_gains=torch.zeros(len(frames), 3))
-        x, _ = batch.crops(self.generator.exposure(thumbs), cfg.local, cfg.region, cfg.crops_per_frame, self.rng,
-                           cfg.region_input)
+        gains, black = self.generator.exposure.levels(thumbs)
+        x, _ = batch.crops(gains, cfg.local, cfg.region, cfg.crops_per_frame, self.rng, cfg.region_input, black)
         return x
 
     def _real_normal_crops(self, count: int) -> torch.Tensor:

@@ -68,12 +68,14 @@ class PairedConfig:
     exposure_level: bool = True   # see GeneratorConfig.exposure_level: the switch the exported model keeps
     train_exposure_level: bool | None = None  # the switch while training (None: exposure_level)
     exposure_mirrors: bool = True  # see GeneratorConfig.exposure_mirrors (on while training and in the model)
+    exposure_black: bool = False  # see GeneratorConfig.exposure_black (with --init: may be added to a model)
     refine: int = 0             # see GeneratorConfig.refine: full-resolution refinement convs (0: none)
     refine_width: int = 16      # see GeneratorConfig.refine_width
     train_refine_only: bool = False  # train the refinement head alone; the rest stays as --init made it
     lr: float = 1e-3
     w: float = 0.9
     lambda_gain: float = 0.1
+    lambda_black: float = 0.1   # squared error of the raised-black estimate, in percent of full scale
     lambda_ssim: float = 0.15
     lambda_colour: float = 0.0  # colour: L1 of 4x-averaged chroma (losses.chroma_loss)
     lambda_tile: float = 0.0    # tile consistency: crops in pairs, L1 between their overlapping outputs
@@ -109,7 +111,8 @@ class PairedConfig:
         return GeneratorConfig(in_channels=6 if self.region_input else 3, ngf=self.ngf, n_blocks=self.n_blocks,
                                n_downsample=self.n_downsample, norm=self.norm, skips=True, residual=True,
                                exposure=True, exposure_level=self.exposure_level,
-                               exposure_mirrors=self.exposure_mirrors, refine=self.refine,
+                               exposure_mirrors=self.exposure_mirrors, exposure_black=self.exposure_black,
+                               refine=self.refine,
                                refine_width=self.refine_width)
 
 
@@ -129,12 +132,13 @@ def architecture_of(path: str) -> dict[str, Any]:
                          "fine-tune a model made by `nightgrade train --mode paired`")
     return {"ngf": g.ngf, "n_blocks": g.n_blocks, "n_downsample": g.n_downsample, "region_input": g.in_channels == 6,
             "norm": g.norm, "exposure_level": g.exposure_level,
-            "exposure_mirrors": g.exposure_mirrors, "refine": g.refine, "refine_width": g.refine_width}
+            "exposure_mirrors": g.exposure_mirrors, "exposure_black": g.exposure_black, "refine": g.refine,
+            "refine_width": g.refine_width}
 
 
 # The training objective and crop geometry of a paired run: a fine-tune keeps its starting model's
 # (before, a fine-tune of 0.3.2 trained without the tile term and SSIM weight that 0.3.2 was made with).
-RECIPE = ("w", "lambda_gain", "lambda_ssim", "lambda_colour", "lambda_tile", "local", "region", "infer_local",
+RECIPE = ("w", "lambda_gain", "lambda_black", "lambda_ssim", "lambda_colour", "lambda_tile", "local", "region", "infer_local",
           "frame_side", "frames_per_step", "crops_per_frame", "balance_sources")
 
 
@@ -148,7 +152,24 @@ def recipe_of(path: str) -> dict[str, Any]:
 # Settings that may differ on --resume: the budget and how often to write.
 _RESUMABLE = {"out_dir", "steps", "checkpoint_seconds", "log_every"}
 # Settings added after runs were saved, and what such a run trained with: it resumes with that value given.
-_ADDED = {"exposure_mirrors": False, "refine": 0, "refine_width": 16, "train_refine_only": False}
+_ADDED = {"exposure_mirrors": False, "refine": 0, "refine_width": 16, "train_refine_only": False,
+          "exposure_black": False, "lambda_black": 0.1}
+
+
+#: The raised-black estimate learns at this multiple of the run's rate: it is a fresh head whose start
+#: (models/exposure.py) lies several units of its output from any useful value, which a fine-tune's
+#: rate (1e-4) would take tens of thousands of steps to cover.
+BLACK_LR_SCALE = 20.0
+
+
+def _parameter_groups(generator: torch.nn.Module) -> list[dict[str, Any]]:
+    """Adam's parameter groups for the whole generator: the black estimate, if any, at ``BLACK_LR_SCALE``."""
+    head = generator.exposure.black_head
+    if head is None:
+        return [{"params": list(generator.parameters())}]
+    fresh = {id(p) for p in head.parameters()}
+    return [{"params": [p for p in generator.parameters() if id(p) not in fresh]},
+            {"params": list(head.parameters()), "lr_scale": BLACK_LR_SCALE}]
 
 
 class PairedTrainer:
@@ -169,12 +190,13 @@ class PairedTrainer:
                                          else cfg.train_exposure_level)
         # every network and optimiser that a state file holds (the hybrid trainer adds its own)
         self.nets: dict[str, torch.nn.Module] = {"G": self.generator}
-        trained = self.generator.parameters()
         if cfg.train_refine_only:
             self.generator.requires_grad_(False)
-            trained = self.generator.refine.parameters()
+            groups = [{"params": list(self.generator.refine.parameters())}]
             self.generator.refine.requires_grad_(True)
-        self.optimizers = {"G": torch.optim.Adam(trained, lr=cfg.lr)}
+        else:
+            groups = _parameter_groups(self.generator)
+        self.optimizers = {"G": torch.optim.Adam(groups, lr=cfg.lr)}
         paths = find_clean_frames(cfg.clean_dir)
         self.pictures = load_clean(paths, min_side=cfg.local)
         self.weights = source_weights(paths, cfg.clean_dir) if cfg.balance_sources else None
@@ -184,16 +206,22 @@ class PairedTrainer:
     def _initialise(self, path: str) -> None:
         loaded = load_checkpoint(path)
         switches = {name: getattr(self.generator.config, name) for name in SWITCHES}
-        grown = not loaded.meta.generator.refine and self.generator.config.refine  # a head added to a model
-        if grown:
-            switches.update(refine=self.generator.config.refine, refine_width=self.generator.config.refine_width)
+        config, before = self.generator.config, loaded.meta.generator
+        # a refinement head or a black estimate may be added to a model without one; they start as nothing
+        grown_heads = []
+        if config.refine and not before.refine:
+            grown_heads.append("refine.")
+            switches.update(refine=config.refine, refine_width=config.refine_width)
+        if config.exposure_black and not before.exposure_black:
+            grown_heads.append("exposure.black_head.")
+            switches.update(exposure_black=True)
         if dataclasses.replace(loaded.meta.generator, **switches) != self.generator.config:
             raise UsageError(f"the initial checkpoint {path} has a different architecture than this run "
                              f"({loaded.meta.generator} vs {self.generator.config}); train with the checkpoint's "
                              "width, blocks and downsampling")
-        # a grown head keeps its zero start (RefineHead): the run starts as the model it grows
-        missing, _ = self.generator.load_state_dict(loaded.generator.state_dict(), strict=not grown)
-        lacking = [key for key in missing if not key.startswith("refine.")]
+        # a grown head keeps its (near-)zero start: the run starts as the model it grows
+        missing, _ = self.generator.load_state_dict(loaded.generator.state_dict(), strict=not grown_heads)
+        lacking = [key for key in missing if not key.startswith(tuple(grown_heads))]
         if lacking:
             raise UsageError(f"the initial checkpoint {path} lacks {lacking[0]}")
         if self.cfg.lambda_anchor:  # the starting model, frozen: the anchor term's reference
@@ -210,25 +238,29 @@ class PairedTrainer:
         lr = self.learning_rate(self.step_index)
         for optimizer in self.optimizers.values():
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_scale", 1.0)
         return lr
 
     def paired_loss(self) -> tuple[torch.Tensor, dict[str, float]]:
         """The supervised loss of one batch of camera-model pairs (module doc) and its terms."""
         cfg = self.cfg
-        frames = make_frames(self.pictures, cfg.frames_per_step, cfg.frame_side, self.rng, self.ranges, self.weights)
-        gains = self.generator.exposure(frames.thumbs)
+        frames = make_frames(self.pictures, cfg.frames_per_step, cfg.frame_side, self.rng, self.ranges, self.weights,
+                             black_removed=cfg.exposure_black)
+        gains, black = self.generator.exposure.levels(frames.thumbs)
         if cfg.lambda_tile:
             # a pair sees one stretch of the frame from two tile positions half a tile apart at most,
             # as the half-overlapping tiles of inference do (Sec. 3.3)
             x, target, shifts = frames.crop_pairs(gains, cfg.local, cfg.region, cfg.crops_per_frame // 2,
-                                                  cfg.local // 2, self.rng, cfg.region_input)
+                                                  cfg.local // 2, self.rng, cfg.region_input, black)
         else:
-            x, target = frames.crops(gains, cfg.local, cfg.region, cfg.crops_per_frame, self.rng, cfg.region_input)
+            x, target = frames.crops(gains, cfg.local, cfg.region, cfg.crops_per_frame, self.rng, cfg.region_input,
+                                     black)
         y = self.generator(x)
         fine = F.l1_loss(y, target)
         coarse = F.l1_loss(F.avg_pool2d(y, 4), F.avg_pool2d(target, 4))
         gain_err = F.mse_loss(gains, frames.true_gains)
+        # in percent of full scale: raised blacks are 0-2 %, so the term weighs like the gains' stops
+        black_err = F.mse_loss(100.0 * black, 100.0 * frames.true_black) if cfg.exposure_black else torch.zeros(())
         structure = ssim_loss(y, target) if cfg.lambda_ssim else torch.zeros(())
         tile = overlap_l1(y, shifts) if cfg.lambda_tile else torch.zeros(())
         colour = chroma_loss(y, target) if cfg.lambda_colour else torch.zeros(())
@@ -239,9 +271,10 @@ class PairedTrainer:
         else:
             anchor = torch.zeros(())
         loss = (cfg.w * fine + (1.0 - cfg.w) * coarse + cfg.lambda_ssim * structure + cfg.lambda_gain * gain_err
-                + cfg.lambda_tile * tile + cfg.lambda_colour * colour + cfg.lambda_anchor * anchor)
+                + cfg.lambda_black * black_err + cfg.lambda_tile * tile + cfg.lambda_colour * colour
+                + cfg.lambda_anchor * anchor)
         return loss, {"loss": loss.item(), "l1": fine.item(), "coarse": coarse.item(), "gain_mse": gain_err.item(),
-                      "ssim_loss": structure.item(), "tile_l1": tile.item(), "colour": colour.item(),
+                      "black_mse": black_err.item(), "ssim_loss": structure.item(), "tile_l1": tile.item(), "colour": colour.item(),
                       "anchor": anchor.item()}
 
     def step(self) -> dict[str, float]:

@@ -77,21 +77,25 @@ def load_clean(paths: list[str], min_side: int) -> list[np.ndarray]:
 
 @dataclass
 class PairedFrames:
-    """A batch of frames: clean and low sRGB (B, 3, H, W) in [0, 1], thumbnails, true log2 gains."""
+    """A batch of frames: clean and low sRGB (B, 3, H, W) in [0, 1], thumbnails, true log2 gains and
+    the captures' raised blacks (B,), linear."""
 
     clean: torch.Tensor
     low: torch.Tensor
     thumbs: torch.Tensor
     true_gains: torch.Tensor
+    true_black: torch.Tensor | None = None
 
     def crops(self, gains: torch.Tensor, local: int, region: int, per_frame: int,
-              rng: np.random.Generator, region_input: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+              rng: np.random.Generator, region_input: bool = True,
+              black: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Generator inputs (N, 6 or 3, Nl, Nl) in [-1, 1] and targets (N, 3, Nl, Nl), N = B * per_frame.
 
-        The low frames are brightened by ``gains`` (log2, (B, 3), differentiable) in linear light;
-        regions are reflected at frame edges and area-averaged to Nl, as at inference.
+        The low frames lose ``black`` (linear, (B,), differentiable; None: nothing) and are brightened
+        by ``gains`` (log2, (B, 3), differentiable) in linear light; regions are reflected at frame
+        edges and area-averaged to Nl, as at inference.
         """
-        cutter = _Cutter(self, gains, local, region, region_input)
+        cutter = _Cutter(self, gains, local, region, region_input, black)
         height, width = cutter.size
         for b in range(self.low.shape[0]):
             for _ in range(per_frame):
@@ -99,7 +103,7 @@ class PairedFrames:
         return cutter.batch()
 
     def crop_pairs(self, gains: torch.Tensor, local: int, region: int, pairs_per_frame: int, max_shift: int,
-                   rng: np.random.Generator, region_input: bool = True
+                   rng: np.random.Generator, region_input: bool = True, black: torch.Tensor | None = None
                    ) -> tuple[torch.Tensor, torch.Tensor, list[tuple[int, int]]]:
         """Like ``crops``, in pairs: crop 2k+1 is crop 2k moved by up to ``max_shift`` px each way.
 
@@ -107,7 +111,7 @@ class PairedFrames:
         own region around it, as neighbouring tiles do at inference. Returns the inputs, the targets
         and each pair's (dy, dx), the second crop's offset from the first (for ``losses.overlap_l1``).
         """
-        cutter = _Cutter(self, gains, local, region, region_input)
+        cutter = _Cutter(self, gains, local, region, region_input, black)
         height, width = cutter.size
         shifts = []
         for b in range(self.low.shape[0]):
@@ -122,10 +126,15 @@ class PairedFrames:
 
 
 class _Cutter:
-    """Cuts generator inputs and targets out of a batch of frames brightened by ``gains``."""
+    """Cuts generator inputs and targets out of a batch of frames brightened by ``gains`` (after
+    ``black`` is taken off, as ``models.exposure.apply_gains`` does at inference)."""
 
-    def __init__(self, frames: PairedFrames, gains: torch.Tensor, local: int, region: int, region_input: bool):
-        linear = decode_srgb(frames.low) * torch.exp2(gains)[:, :, None, None]
+    def __init__(self, frames: PairedFrames, gains: torch.Tensor, local: int, region: int, region_input: bool,
+                 black: torch.Tensor | None = None):
+        linear = decode_srgb(frames.low)
+        if black is not None:
+            linear = (linear - black[:, None, None, None]).clamp(min=0.0)
+        linear = linear * torch.exp2(gains)[:, :, None, None]
         self.shown = encode_srgb(linear.clamp(0.0, 1.0))
         self.clean, self.local, self.region, self.region_input = frames.clean, local, region, region_input
         self.pad = region // 2
@@ -150,23 +159,26 @@ class _Cutter:
 
 
 def make_frames(pictures: list[np.ndarray], count: int, frame_side: int, rng: np.random.Generator,
-                ranges: CameraRanges = CameraRanges(), weights: np.ndarray | None = None) -> PairedFrames:
+                ranges: CameraRanges = CameraRanges(), weights: np.ndarray | None = None,
+                black_removed: bool = False) -> PairedFrames:
     """``count`` random framings of random pictures (drawn with ``weights``, else uniformly) with
-    their low-light captures."""
-    clean, low, thumbs, gains = [], [], [], []
+    their low-light captures. ``black_removed``: the true gains are those of the capture once its
+    raised black is taken off (a model whose exposure branch estimates it)."""
+    clean, low, thumbs, gains, blacks = [], [], [], [], []
     for _ in range(count):
         frame = random_framing(draw_picture(pictures, rng, weights), frame_side, rng)
         linear = srgb_to_linear(frame)
         camera = draw_camera(rng, ranges)
         dark = capture(linear, camera, rng)
         dark_srgb = linear_to_srgb(np.clip(dark, 0.0, 1.0))
-        truth = undo_gains(linear, dark, camera)
+        truth = undo_gains(linear, dark, camera, black_removed)
+        blacks.append(camera.black_level)
         clean.append(frame.transpose(2, 0, 1))
         low.append(dark_srgb.transpose(2, 0, 1))
         thumbs.append(thumbnail(dark_srgb))  # exactly what the engine gives the branch at inference
         gains.append(truth)
     as_tensor = lambda xs: torch.from_numpy(np.ascontiguousarray(np.stack(xs), dtype=np.float32))  # noqa: E731
-    return PairedFrames(as_tensor(clean), as_tensor(low), as_tensor(thumbs), as_tensor(gains))
+    return PairedFrames(as_tensor(clean), as_tensor(low), as_tensor(thumbs), as_tensor(gains), as_tensor(blacks))
 
 
 def draw_picture(pictures: list[np.ndarray], rng: np.random.Generator,

@@ -43,6 +43,8 @@ _HELP = {"exposure_level": "use the exposure branch's learned level in the model
                           "fine-tune learns texture and noise (default: 3.0 for a paired fine-tune, else 0)",
          "refine": "full-resolution refinement convs after the generator's output (default: 0, none; with --init, "
                    "the starting model's; a model without a head may be given one)",
+         "exposure_black": "the exposure branch estimates and takes off the frame's raised black first (default: "
+                           "false; with --init, the starting model's; a model without it may be given it)",
          "refine_width": "channels of the refinement head's convs (default: 16; with --init, the starting model's)",
          "train_refine_only": "train the refinement head alone, the rest of --init frozen (default: false)"}
 
@@ -111,8 +113,9 @@ def _from_init(args: argparse.Namespace, init: str) -> None:
     for name, value in architecture.items():
         given = (not args.no_region) if name == "region_input" else getattr(args, name)
         asked = args.no_region if name == "region_input" else given is not None
-        # a refinement head, of any shape, may be added to a model without one
-        grows_head = name in ("refine", "refine_width") and architecture["refine"] == 0
+        # a refinement head, of any shape, or a black estimate may be added to a model without one
+        grows_head = (name in ("refine", "refine_width") and architecture["refine"] == 0
+                      or name == "exposure_black" and not architecture["exposure_black"])
         if asked and given != value and name not in SWITCHES and not grows_head:
             flag = "--no-region" if name == "region_input" else f"--{name.replace('_', '-')} {given}"
             raise UsageError(f"{flag} differs from the network of --init {init} ({name} = {value}); a fine-tune "
