@@ -92,7 +92,8 @@ def capture(linear: np.ndarray, camera: CameraModel, rng: np.random.Generator) -
     return _capture(np.clip(np.asarray(linear, dtype=np.float32), 0.0, None), camera, rng, encoded=False)
 
 
-def undo_gains(linear: np.ndarray, captured: np.ndarray, camera: CameraModel, black_removed: bool = False) -> np.ndarray:
+def undo_gains(linear: np.ndarray, captured: np.ndarray, camera: CameraModel,
+               black_removed: bool = False) -> np.ndarray:
     """log2 gains (3,), one per channel, that bring ``captured`` (``camera``'s capture of the scene-linear
     ``linear``) back to the scene's exposure and white balance: what a frame-level exposure stage should
     learn (``models/exposure.py``). ``black_removed``: the gains for the capture once the camera's
@@ -108,7 +109,8 @@ def undo_gains(linear: np.ndarray, captured: np.ndarray, camera: CameraModel, bl
     wb = np.asarray(camera.wb_error, dtype=np.float64)
     scene = float(np.asarray(linear, np.float64).reshape(-1, 3).mean(axis=0) @ REC709_LUMA)
     floor = camera.black_level if black_removed else 0.0
-    seen = max(0.0, float(((np.asarray(captured, np.float64).reshape(-1, 3).mean(axis=0) - floor) / wb) @ REC709_LUMA))
+    means = np.asarray(captured, np.float64).reshape(-1, 3).mean(axis=0) - floor
+    seen = max(0.0, float((means / wb) @ REC709_LUMA))
     return (np.log2((scene + _EPS) / (seen + _EPS)) - np.log2(wb)).astype(np.float32)
 
 

@@ -62,7 +62,9 @@ def test_layout_and_manifest_counts(tiny: tuple[Path, dict]) -> None:
     assert mosaic == {**CameraModel().to_dict(), "bayer": True, "crosstalk": 0.3}
     assert _rgb(out / "eval" / "bikes_late_mosaic" / "gt" / "frame.0150.png").tobytes() == \
         _rgb(out / "eval" / "bikes_late" / "gt" / "frame.0150.png").tobytes()
-    assert manifest["totals"]["png_files"] == 2 + 3 + 5 * 3 * 2 + 1
+    raised = manifest["eval"]["bikes_late_black"]["camera"]  # the evaluation camera with a raised black
+    assert raised == {**CameraModel().to_dict(), "black_level": 0.005}
+    assert manifest["totals"]["png_files"] == 2 + 3 + 6 * 3 * 2 + 1
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")], "temporary build folder left behind"
 
 

@@ -15,6 +15,8 @@ def test_twins_are_recognised_by_name_and_described() -> None:
     assert twins.main_clips(["a", "a_dark2", "a_mosaic", "b_outside"]) == ["a", "b_outside"]
     assert twins.describe("a_dark2") == "a_dark2 is a 2 stop(s) darker"
     assert "Bayer-mosaic sensor" in twins.describe("a_mosaic")
+    assert twins.split("bikes_late_black") == ("bikes_late", "_black", "")
+    assert "black raised" in twins.describe("a_black") and twins.main_clips(["a", "a_black"]) == ["a"]
     with pytest.raises(ValueError):
         twins.describe("a")
 

@@ -13,7 +13,9 @@ uses a perceptual loss on the region), plus ``lambda_ssim`` times 1 - SSIM (stru
 smooths away), plus ``lambda_colour`` times the L1 of the 4x-averaged chroma (saturation and casts,
 which per-channel L1 learns last), plus ``lambda_gain`` times the squared error of the predicted log2
 exposure gains against the ones that undo the capture's exposure and white balance
-(``colorpipeline.lowlight.undo_gains``; anchors the exposure branch), plus ``lambda_tile``
+(``colorpipeline.lowlight.undo_gains``; anchors the exposure branch), plus, for a branch that estimates
+the raised black (``exposure_black``), ``lambda_black`` times its error after the gain
+(``losses.black_error``), plus ``lambda_tile``
 times the L1 between the outputs of crop pairs where they overlap (``losses.overlap_l1``: tile
 consistency, issue 14 item 4), plus, in a fine-tune, ``lambda_anchor`` times the L1 between the
 8x-averaged outputs of the run and of the model it started from on the same crops (learning without
@@ -40,7 +42,7 @@ from nightgrade.colorpipeline.lowlight import CameraRanges
 from nightgrade.colorpipeline.tiling.plan import TileConfig
 from nightgrade.models.checkpoint import CheckpointMeta, load_checkpoint, read_meta, save_checkpoint
 from nightgrade.models.networks import GeneratorConfig, build_generator
-from nightgrade.models.training.losses import chroma_loss, overlap_l1, ssim_loss
+from nightgrade.models.training.losses import black_error, chroma_loss, overlap_l1, ssim_loss
 from nightgrade.models.training.paired_data import find_clean_frames, frame_height, load_clean, make_frames, source_weights
 from nightgrade.models.training.state import check_same_settings, load_train_state, save_train_state
 
@@ -75,7 +77,7 @@ class PairedConfig:
     lr: float = 1e-3
     w: float = 0.9
     lambda_gain: float = 0.1
-    lambda_black: float = 0.1   # squared error of the raised-black estimate, in percent of full scale
+    lambda_black: float = 1.0   # the raised-black estimate's error as the picture shows it (losses.black_error)
     lambda_ssim: float = 0.15
     lambda_colour: float = 0.0  # colour: L1 of 4x-averaged chroma (losses.chroma_loss)
     lambda_tile: float = 0.0    # tile consistency: crops in pairs, L1 between their overlapping outputs
@@ -138,7 +140,8 @@ def architecture_of(path: str) -> dict[str, Any]:
 
 # The training objective and crop geometry of a paired run: a fine-tune keeps its starting model's
 # (before, a fine-tune of 0.3.2 trained without the tile term and SSIM weight that 0.3.2 was made with).
-RECIPE = ("w", "lambda_gain", "lambda_black", "lambda_ssim", "lambda_colour", "lambda_tile", "local", "region", "infer_local",
+RECIPE = ("w", "lambda_gain", "lambda_black", "lambda_ssim", "lambda_colour", "lambda_tile", "local", "region",
+          "infer_local",
           "frame_side", "frames_per_step", "crops_per_frame", "balance_sources")
 
 
@@ -153,7 +156,7 @@ def recipe_of(path: str) -> dict[str, Any]:
 _RESUMABLE = {"out_dir", "steps", "checkpoint_seconds", "log_every"}
 # Settings added after runs were saved, and what such a run trained with: it resumes with that value given.
 _ADDED = {"exposure_mirrors": False, "refine": 0, "refine_width": 16, "train_refine_only": False,
-          "exposure_black": False, "lambda_black": 0.1}
+          "exposure_black": False, "lambda_black": 1.0}
 
 
 #: The raised-black estimate learns at this multiple of the run's rate: it is a fresh head whose start
@@ -259,8 +262,7 @@ class PairedTrainer:
         fine = F.l1_loss(y, target)
         coarse = F.l1_loss(F.avg_pool2d(y, 4), F.avg_pool2d(target, 4))
         gain_err = F.mse_loss(gains, frames.true_gains)
-        # in percent of full scale: raised blacks are 0-2 %, so the term weighs like the gains' stops
-        black_err = F.mse_loss(100.0 * black, 100.0 * frames.true_black) if cfg.exposure_black else torch.zeros(())
+        black_err = black_error(black, frames.true_black, frames.true_gains) if cfg.exposure_black else torch.zeros(())
         structure = ssim_loss(y, target) if cfg.lambda_ssim else torch.zeros(())
         tile = overlap_l1(y, shifts) if cfg.lambda_tile else torch.zeros(())
         colour = chroma_loss(y, target) if cfg.lambda_colour else torch.zeros(())
@@ -274,8 +276,8 @@ class PairedTrainer:
                 + cfg.lambda_black * black_err + cfg.lambda_tile * tile + cfg.lambda_colour * colour
                 + cfg.lambda_anchor * anchor)
         return loss, {"loss": loss.item(), "l1": fine.item(), "coarse": coarse.item(), "gain_mse": gain_err.item(),
-                      "black_mse": black_err.item(), "ssim_loss": structure.item(), "tile_l1": tile.item(), "colour": colour.item(),
-                      "anchor": anchor.item()}
+                      "black": black_err.item(), "ssim_loss": structure.item(), "tile_l1": tile.item(),
+                      "colour": colour.item(), "anchor": anchor.item()}
 
     def step(self) -> dict[str, float]:
         lr = self._set_learning_rate()

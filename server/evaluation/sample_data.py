@@ -18,8 +18,9 @@ evaluation pairs exist only because the low half is synthesised from a clean fra
 ``colorpipeline.lowlight`` (linear light, -k stops, shot + read noise, colour loss, 8-bit).
 Eval clips never share frames with the low training domain: ``bikes_late`` is a later shot of the
 same clip, ``carphone`` another clip, ``bikes_late_dark2`` the same frames 2 stops darker than
-training (the robustness goal of issue 4, item 5) and ``bikes_late_mosaic`` the same frames from a
-Bayer-mosaic sensor with colour crosstalk (real footage's correlated noise; ``colorpipeline.sensor``).
+training (the robustness goal of issue 4, item 5), ``bikes_late_mosaic`` the same frames from a
+Bayer-mosaic sensor with colour crosstalk (real footage's correlated noise; ``colorpipeline.sensor``)
+and ``bikes_late_black`` the same capture with its black raised to ``RAISED_BLACK``.
 
 Every frame's noise is drawn from ``default_rng((seed, stream, source_frame))``, so a frame's pixels
 do not depend on how many other frames were built. The build goes to a hidden sibling folder that is
@@ -91,6 +92,9 @@ _OUTSIDE_CAMERA = CameraModel(stops=8.5, full_well=60000.0, read_noise=12.0, col
 
 #: The sensor layout of ``EvalClip.mosaic`` clips (colorpipeline.sensor): mid-range crosstalk.
 MOSAIC_SENSOR = {"bayer": True, "crosstalk": 0.3}
+#: The black of ``EvalClip.raised_black`` clips, linear: code 16 of 255 in sRGB, the floor of
+#: video-range footage read as full range, or of a camera whose black level is set too high.
+RAISED_BLACK = {"black_level": 0.005}
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,7 @@ class EvalClip:
     extra_stops: float = 0.0
     camera: CameraModel | None = None  # a camera of its own instead of the training one
     mosaic: bool = False  # the evaluation camera on a Bayer-mosaic sensor with colour crosstalk (MOSAIC_SENSOR)
+    raised_black: bool = False  # the evaluation camera with its black raised (RAISED_BLACK)
 
 
 @dataclass(frozen=True)
@@ -130,6 +135,7 @@ class SampleDataConfig:
         EvalClip("carphone", "carphone_pristine.mp4", 0),
         EvalClip("bikes_late_dark2", "bikes.mp4", 150, extra_stops=2.0),
         EvalClip("bikes_late_mosaic", "bikes.mp4", 150, mosaic=True),
+        EvalClip("bikes_late_black", "bikes.mp4", 150, raised_black=True),
         # outside every range the training draw uses (colorpipeline.lowlight.CameraRanges)
         EvalClip("carphone_outside", "carphone_pristine.mp4", 0, camera=_OUTSIDE_CAMERA),
     )
@@ -264,7 +270,8 @@ def _build(work: str, cfg: SampleDataConfig) -> dict:
 
 def _build_eval_clip(work: str, clip: EvalClip, cfg: SampleDataConfig, frames: dict[int, np.ndarray]) -> dict:
     camera = clip.camera or dataclasses.replace(cfg.camera, stops=cfg.camera.stops + clip.extra_stops,
-                                                **(MOSAIC_SENSOR if clip.mosaic else {}))
+                                                **(MOSAIC_SENSOR if clip.mosaic else {}),
+                                                **(RAISED_BLACK if clip.raised_black else {}))
     indices = list(range(clip.first, clip.first + cfg.eval_frames))
     folder = os.path.join(work, "eval", clip.name)
     for i in indices:

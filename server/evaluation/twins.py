@@ -5,7 +5,8 @@ and keeps twins out of the mean over clips (they repeat the base clip's pictures
 
 - ``<base>_dark<N>``: the same frames N stops darker (issue 14's goal: <= 2 dB lost);
 - ``<base>_mosaic``: the same frames from a Bayer-mosaic sensor with colour crosstalk
-  (``colorpipeline.sensor``): spatially correlated, amplified chroma noise, as in real footage.
+  (``colorpipeline.sensor``): spatially correlated, amplified chroma noise, as in real footage;
+- ``<base>_black``: the same capture with a raised black (``sample_data.RAISED_BLACK``).
 """
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from collections.abc import Iterable
 
 DARK = "_dark"
 MOSAIC = "_mosaic"
-_SUFFIXES = (DARK, MOSAIC)
+BLACK = "_black"
+_SUFFIXES = (DARK, MOSAIC, BLACK)
 
 
 def split(clip: str) -> tuple[str, str, str] | None:
@@ -39,4 +41,8 @@ def describe(clip: str) -> str:
     base, suffix, rest = parts
     if suffix == DARK:
         return f"{clip} is {base} {rest} stop(s) darker"
+    if suffix == BLACK:
+        from nightgrade.server.evaluation.sample_data import RAISED_BLACK
+        return (f"{clip} is {base} with its black raised to linear {RAISED_BLACK['black_level']:g} (about code 16 of "
+                "255 in sRGB: video-range footage read as full range)")
     return f"{clip} is {base} from a Bayer-mosaic sensor with colour crosstalk (correlated, amplified chroma noise)"
