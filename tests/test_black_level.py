@@ -21,8 +21,8 @@ def _thumbs(count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     rng = np.random.default_rng(seed)
     scenes = rng.uniform(0.0, 0.05, (count, 3, 1, 1)) * rng.uniform(0.0, 1.0, (count, 3, THUMB, THUMB))
     blacks = np.where(rng.random(count) < 0.5, rng.uniform(0.0, 0.02, count), 0.0)
-    linear = torch.from_numpy((scenes + blacks[:, None, None, None]).astype(np.float32))
-    return linear_to_srgb(linear.numpy()).astype(np.float32), torch.from_numpy(blacks.astype(np.float32))
+    encoded = linear_to_srgb((scenes + blacks[:, None, None, None]).astype(np.float32))
+    return torch.from_numpy(encoded.astype(np.float32)), torch.from_numpy(blacks.astype(np.float32))
 
 
 def test_old_configs_have_no_black_estimate_and_a_grown_one_starts_as_nothing() -> None:
@@ -34,7 +34,6 @@ def test_old_configs_have_no_black_estimate_and_a_grown_one_starts_as_nothing() 
     missing, unexpected = grown.load_state_dict(base.state_dict(), strict=False)
     assert not unexpected and missing and all(k.startswith("black_head.") for k in missing)
     thumbs, _ = _thumbs(4, 1)
-    thumbs = torch.from_numpy(thumbs)
     gains, black = grown.levels(thumbs)
     darkest = decode_srgb(thumbs).amin(dim=(1, 2, 3))
     assert torch.all(black <= 0.003 * darkest + 1e-9)
@@ -47,7 +46,6 @@ def test_the_estimate_never_exceeds_the_darkest_value_and_can_learn_the_black() 
     branch = FrameExposure(black=True)
     optimiser = torch.optim.Adam(branch.black_head.parameters(), lr=1e-2)
     thumbs, blacks = _thumbs(64, 2)
-    thumbs = torch.from_numpy(thumbs)
     error = lambda: float(((branch.black_level(thumbs) - blacks) * 100).pow(2).mean().detach())  # noqa: E731
     before = error()
     for _ in range(200):

@@ -25,7 +25,7 @@ from nightgrade.colorpipeline.errors import UsageError, setting
 from nightgrade.models.exposure import thumbnail
 from nightgrade.models.networks import DiscriminatorConfig, GeneratorConfig, build_discriminator, build_generator
 from nightgrade.models.training import losses
-from nightgrade.models.training.paired import PairedConfig, PairedTrainer, train_paired
+from nightgrade.models.training.paired import PairedConfig, PairedTrainer, parameter_groups, train_paired
 from nightgrade.models.training.paired_data import PairedFrames, draw_picture, find_clean_frames, load_clean, random_framing
 
 
@@ -63,8 +63,10 @@ class HybridTrainer(PairedTrainer):
                                n_downsample=cfg.n_downsample, norm="none", skips=True, residual=True)
         self.nets["G_B"] = build_generator(back)
         self.nets["D"] = build_discriminator(DiscriminatorConfig(in_channels=3, ndf=cfg.ndf))
-        self.optimizers["G"] = torch.optim.Adam([*self.generator.parameters(), *self.nets["G_B"].parameters()],
-                                                lr=cfg.lr)
+        # the paired trainer's groups (a black estimate at its own rate), the back generator with the rest
+        groups = parameter_groups(self.generator)
+        groups[0]["params"] += list(self.nets["G_B"].parameters())
+        self.optimizers["G"] = torch.optim.Adam(groups, lr=cfg.lr)
         self.optimizers["D"] = torch.optim.Adam(self.nets["D"].parameters(), lr=cfg.lr, betas=(0.5, 0.999))
 
     def _real_low_inputs(self) -> torch.Tensor:

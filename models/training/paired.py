@@ -165,7 +165,7 @@ _ADDED = {"exposure_mirrors": False, "refine": 0, "refine_width": 16, "train_ref
 BLACK_LR_SCALE = 20.0
 
 
-def _parameter_groups(generator: torch.nn.Module) -> list[dict[str, Any]]:
+def parameter_groups(generator: torch.nn.Module) -> list[dict[str, Any]]:
     """Adam's parameter groups for the whole generator: the black estimate, if any, at ``BLACK_LR_SCALE``."""
     head = generator.exposure.black_head
     if head is None:
@@ -198,7 +198,7 @@ class PairedTrainer:
             groups = [{"params": list(self.generator.refine.parameters())}]
             self.generator.refine.requires_grad_(True)
         else:
-            groups = _parameter_groups(self.generator)
+            groups = parameter_groups(self.generator)
         self.optimizers = {"G": torch.optim.Adam(groups, lr=cfg.lr)}
         paths = find_clean_frames(cfg.clean_dir)
         self.pictures = load_clean(paths, min_side=cfg.local)

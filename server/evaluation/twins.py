@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from nightgrade.server.evaluation.sample_data import RAISED_BLACK
+
 DARK = "_dark"
 MOSAIC = "_mosaic"
 BLACK = "_black"
@@ -42,7 +44,6 @@ def describe(clip: str) -> str:
     if suffix == DARK:
         return f"{clip} is {base} {rest} stop(s) darker"
     if suffix == BLACK:
-        from nightgrade.server.evaluation.sample_data import RAISED_BLACK
         return (f"{clip} is {base} with its black raised to linear {RAISED_BLACK['black_level']:g} (about code 16 of "
                 "255 in sRGB: video-range footage read as full range)")
     return f"{clip} is {base} from a Bayer-mosaic sensor with colour crosstalk (correlated, amplified chroma noise)"
