@@ -84,6 +84,9 @@ class PairedConfig:
     lambda_anchor: float = 0.0  # fine-tunes: L1 to the --init model's 8x-averaged output (keeps its tone, module doc)
     warmup: int = 0             # steps of linear learning-rate warm-up (fine-tunes: fresh Adam moments)
     balance_sources: bool = True
+    # clean pictures' chroma x U(1, this) before the capture (paired_data.saturate); 1: off. Not in RECIPE: a
+    # fine-tune on a user's plates learns their colours as they are
+    saturation_boost: float = 1.0
     seed: int = 0
     init: str = ""
     checkpoint_seconds: int = 300
@@ -100,6 +103,9 @@ class PairedConfig:
                                                                   self.crops_per_frame) < 1:
             raise UsageError("the training frame (frame_side x 9/16) must be taller than half the region, and "
                              "steps and batch sizes must be at least 1")
+        if self.saturation_boost < 1.0:
+            raise UsageError(f"{setting('saturation_boost')} multiplies chroma by up to that factor: give 1 (off) or "
+                             f"more, got {self.saturation_boost}")
         if self.lambda_anchor and not self.init:
             raise UsageError("the anchor term compares with the model a fine-tune starts from: it needs --init")
         if self.train_refine_only and not (self.refine and self.init):
@@ -156,7 +162,7 @@ def recipe_of(path: str) -> dict[str, Any]:
 _RESUMABLE = {"out_dir", "steps", "checkpoint_seconds", "log_every"}
 # Settings added after runs were saved, and what such a run trained with: it resumes with that value given.
 _ADDED = {"exposure_mirrors": False, "refine": 0, "refine_width": 16, "train_refine_only": False,
-          "exposure_black": False, "lambda_black": 1.0}
+          "exposure_black": False, "lambda_black": 1.0, "saturation_boost": 1.0}
 
 
 #: The raised-black estimate learns at this multiple of the run's rate: it is a fresh head whose start
@@ -248,7 +254,7 @@ class PairedTrainer:
         """The supervised loss of one batch of camera-model pairs (module doc) and its terms."""
         cfg = self.cfg
         frames = make_frames(self.pictures, cfg.frames_per_step, cfg.frame_side, self.rng, self.ranges, self.weights,
-                             black_removed=cfg.exposure_black)
+                             black_removed=cfg.exposure_black, saturation_boost=cfg.saturation_boost)
         gains, black = self.generator.exposure.levels(frames.thumbs)
         if cfg.lambda_tile:
             # a pair sees one stretch of the frame from two tile positions half a tile apart at most,

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from nightgrade.colorpipeline.errors import InputError
 from nightgrade.colorpipeline.lowlight import (CameraRanges, capture, draw_camera, linear_to_srgb, srgb_to_linear,
                                                undo_gains)
+from nightgrade.colorpipeline.luma import REC709_LUMA
 from nightgrade.models.exposure import decode_srgb, encode_srgb, thumbnail
 
 _EXTENSIONS = (".png", ".jpg", ".jpeg")
@@ -160,14 +161,19 @@ class _Cutter:
 
 def make_frames(pictures: list[np.ndarray], count: int, frame_side: int, rng: np.random.Generator,
                 ranges: CameraRanges = CameraRanges(), weights: np.ndarray | None = None,
-                black_removed: bool = False) -> PairedFrames:
+                black_removed: bool = False, saturation_boost: float = 1.0) -> PairedFrames:
     """``count`` random framings of random pictures (drawn with ``weights``, else uniformly) with
     their low-light captures. ``black_removed``: the true gains are those of the capture once its
-    raised black is taken off (a model whose exposure branch estimates it)."""
+    raised black is taken off (a model whose exposure branch estimates it). ``saturation_boost`` > 1:
+    each picture's chroma is first multiplied by a factor drawn from [1, saturation_boost]
+    (``saturate``); 1 draws nothing, so a run without it keeps its random sequence."""
     clean, low, thumbs, gains, blacks = [], [], [], [], []
     for _ in range(count):
         frame = random_framing(draw_picture(pictures, rng, weights), frame_side, rng)
         linear = srgb_to_linear(frame)
+        if saturation_boost > 1.0:
+            linear = saturate(linear, float(rng.uniform(1.0, saturation_boost)))
+            frame = linear_to_srgb(linear).astype(np.float32)
         camera = draw_camera(rng, ranges)
         dark = capture(linear, camera, rng)
         dark_srgb = linear_to_srgb(np.clip(dark, 0.0, 1.0))
@@ -179,6 +185,20 @@ def make_frames(pictures: list[np.ndarray], count: int, frame_side: int, rng: np
         gains.append(truth)
     as_tensor = lambda xs: torch.from_numpy(np.ascontiguousarray(np.stack(xs), dtype=np.float32))  # noqa: E731
     return PairedFrames(as_tensor(clean), as_tensor(low), as_tensor(thumbs), as_tensor(gains), as_tensor(blacks))
+
+
+def saturate(linear: np.ndarray, factor: float) -> np.ndarray:
+    """A scene-linear frame with its chroma (each channel's distance from Rec.709 luminance) times
+    ``factor``, clipped to [0, 1].
+
+    Why: the camera model's colour loss (``CameraModel.colour_loss``) cannot be told from a scene's own
+    muted colours, so a model restores the saturation its training pictures make likely; photographs
+    and wallpapers are seldom as saturated as a ColorChecker, neon or tail lights, and a model trained on
+    them alone gave a chart back at 0.68 of its chroma (docs/model-card.md). Saturated versions of
+    the pictures widen that prior; they are still pictures a camera could see.
+    """
+    luma = (linear @ REC709_LUMA)[..., None]
+    return np.clip(luma + np.float32(factor) * (linear - luma), 0.0, 1.0).astype(np.float32)
 
 
 def draw_picture(pictures: list[np.ndarray], rng: np.random.Generator,
