@@ -14,7 +14,9 @@ from nightgrade.colorpipeline.errors import InputError, UsageError
 from nightgrade.models.checkpoint import load_checkpoint, read_meta
 from nightgrade.models.training.losses import ssim_loss
 from nightgrade.models.training.paired import PairedConfig, train_paired
-from nightgrade.models.training.paired_data import source_weights
+from nightgrade.colorpipeline.lowlight import CameraRanges
+from nightgrade.colorpipeline.luma import REC709_LUMA
+from nightgrade.models.training.paired_data import make_frames, saturate, source_weights
 from nightgrade.server.cli.main import main
 
 
@@ -110,6 +112,33 @@ def test_source_weights_balance_sources_and_the_frames_of_one_file(tmp_path) -> 
     # sources by sqrt(frames): sqrt(18) vs sqrt(1); inside the video source the clip counts sqrt(16) = 4 photos
     assert (clip + photos) / single == pytest.approx(np.sqrt(18))
     assert clip / w[16] == pytest.approx(4.0)
+
+
+def test_saturate_scales_chroma_keeps_luminance_and_greys_and_stays_in_range() -> None:
+    linear = np.array([[[0.2, 0.1, 0.05], [0.3, 0.3, 0.3], [0.9, 0.1, 0.05]]], np.float32)
+    out = saturate(linear, 1.5)
+    luma = linear @ REC709_LUMA
+    chroma = lambda x: x - (x @ REC709_LUMA)[..., None]  # noqa: E731
+    assert np.allclose(chroma(out[:, :1]), 1.5 * chroma(linear[:, :1]), atol=1e-6)  # in gamut: exactly x1.5
+    assert np.allclose(out[..., :2, :] @ REC709_LUMA, luma[..., :2], atol=1e-6)
+    assert np.allclose(out[0, 1], 0.3)                                              # a grey stays grey
+    assert out.min() >= 0.0 and out.max() <= 1.0                                   # out of gamut: clipped
+    assert np.allclose(saturate(linear, 1.0), linear, atol=1e-7)
+
+
+def test_saturation_boost_saturates_the_targets_is_seeded_and_off_is_the_old_draw(tmp_path) -> None:
+    pictures = [cv2.imread(os.path.join(_clean_dir(tmp_path), "a", f"f{i}.png"))[..., ::-1] for i in range(3)]
+    def frames(boost: float):
+        return make_frames(pictures, 3, 192, np.random.default_rng(5), CameraRanges(), saturation_boost=boost)
+    plain, boosted = frames(1.0), frames(2.0)
+    spread = lambda t: (t - t.mean(dim=1, keepdim=True)).abs().mean()  # noqa: E731 (chroma, roughly)
+    assert spread(boosted.clean) > 1.1 * spread(plain.clean)
+    # a seed gives the same frames; with the boost off the low captures are those of a run made without it
+    assert torch.equal(frames(2.0).clean, boosted.clean)
+    unboosted = make_frames(pictures, 3, 192, np.random.default_rng(5), CameraRanges())
+    assert torch.equal(unboosted.low, plain.low) and torch.equal(unboosted.clean, plain.clean)
+    with pytest.raises(UsageError, match="saturation_boost"):
+        PairedConfig(clean_dir="x", out_dir="y", saturation_boost=0.5)
 
 
 def test_ssim_loss_is_zero_for_equal_images_and_grows_with_noise() -> None:
