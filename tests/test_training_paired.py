@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from nightgrade.colorpipeline.errors import InputError, UsageError
+from nightgrade.colorpipeline.lowlight import CameraRanges
+from nightgrade.colorpipeline.luma import REC709_LUMA
 from nightgrade.models.checkpoint import load_checkpoint, read_meta
 from nightgrade.models.training.losses import ssim_loss
 from nightgrade.models.training.paired import PairedConfig, train_paired
-from nightgrade.colorpipeline.lowlight import CameraRanges
-from nightgrade.colorpipeline.luma import REC709_LUMA
 from nightgrade.models.training.paired_data import make_frames, saturate, source_weights
 from nightgrade.server.cli.main import main
 
@@ -126,14 +126,14 @@ def test_saturate_scales_chroma_keeps_luminance_and_greys_and_stays_in_range() -
     assert np.allclose(saturate(linear, 1.0), linear, atol=1e-7)
 
 
-def test_saturation_boost_saturates_the_targets_is_seeded_and_off_is_the_old_draw(tmp_path) -> None:
+def test_saturation_boost_saturates_the_targets_is_seeded_and_is_off_by_default(tmp_path) -> None:
     pictures = [cv2.imread(os.path.join(_clean_dir(tmp_path), "a", f"f{i}.png"))[..., ::-1] for i in range(3)]
     def frames(boost: float):
         return make_frames(pictures, 3, 192, np.random.default_rng(5), CameraRanges(), saturation_boost=boost)
     plain, boosted = frames(1.0), frames(2.0)
     spread = lambda t: (t - t.mean(dim=1, keepdim=True)).abs().mean()  # noqa: E731 (chroma, roughly)
     assert spread(boosted.clean) > 1.1 * spread(plain.clean)
-    # a seed gives the same frames; with the boost off the low captures are those of a run made without it
+    # a seed gives the same frames; leaving the boost out is the same as giving 1 (off)
     assert torch.equal(frames(2.0).clean, boosted.clean)
     unboosted = make_frames(pictures, 3, 192, np.random.default_rng(5), CameraRanges())
     assert torch.equal(unboosted.low, plain.low) and torch.equal(unboosted.clean, plain.clean)
