@@ -87,6 +87,10 @@ class PairedConfig:
     # clean pictures' chroma x U(1, this) before the capture (paired_data.saturate); 1: off. Not in RECIPE: a
     # fine-tune on a user's plates learns their colours as they are
     saturation_boost: float = 1.0
+    # how often a training capture gets a raised black (CameraRanges.black_level_probability). A tile cannot
+    # tell a lifted floor from dark content, so the model takes off the draw's average black from every
+    # frame: at 0.4 (the recipe until 0.4.1) it crushed true blacks (docs/model-card.md)
+    black_level_probability: float = 0.4
     seed: int = 0
     init: str = ""
     checkpoint_seconds: int = 300
@@ -106,6 +110,9 @@ class PairedConfig:
         if self.saturation_boost < 1.0:
             raise UsageError(f"{setting('saturation_boost')} multiplies chroma by up to that factor: give 1 (off) or "
                              f"more, got {self.saturation_boost}")
+        if not 0.0 <= self.black_level_probability <= 1.0:
+            raise UsageError(f"{setting('black_level_probability')} is a probability: give a value from 0 to 1, "
+                             f"got {self.black_level_probability}")
         if self.lambda_anchor and not self.init:
             raise UsageError("the anchor term compares with the model a fine-tune starts from: it needs --init")
         if self.train_refine_only and not (self.refine and self.init):
@@ -162,7 +169,8 @@ def recipe_of(path: str) -> dict[str, Any]:
 _RESUMABLE = {"out_dir", "steps", "checkpoint_seconds", "log_every"}
 # Settings added after runs were saved, and what such a run trained with: it resumes with that value given.
 _ADDED = {"exposure_mirrors": False, "refine": 0, "refine_width": 16, "train_refine_only": False,
-          "exposure_black": False, "lambda_black": 1.0, "saturation_boost": 1.0}
+          "exposure_black": False, "lambda_black": 1.0, "saturation_boost": 1.0,
+          "black_level_probability": 0.4}
 
 
 #: The raised-black estimate learns at this multiple of the run's rate: it is a fresh head whose start
@@ -209,7 +217,7 @@ class PairedTrainer:
         paths = find_clean_frames(cfg.clean_dir)
         self.pictures = load_clean(paths, min_side=cfg.local)
         self.weights = source_weights(paths, cfg.clean_dir) if cfg.balance_sources else None
-        self.ranges = CameraRanges()
+        self.ranges = CameraRanges(black_level_probability=cfg.black_level_probability)
         self.step_index = 0
 
     def _initialise(self, path: str) -> None:
