@@ -141,6 +141,20 @@ def test_saturation_boost_saturates_the_targets_is_seeded_and_is_off_by_default(
         PairedConfig(clean_dir="x", out_dir="y", saturation_boost=0.5)
 
 
+def test_black_level_probability_sets_how_often_a_capture_has_a_raised_black(tmp_path) -> None:
+    from nightgrade.models.training.paired import PairedTrainer
+    cfg = _cfg(tmp_path, "k", 1)
+    pictures = [cv2.imread(os.path.join(cfg.clean_dir, "a", f"f{i}.png"))[..., ::-1] for i in range(3)]
+    blacks = {}
+    for probability in (0.0, 1.0):
+        trainer = PairedTrainer(dataclasses.replace(cfg, black_level_probability=probability))
+        blacks[probability] = make_frames(pictures, 8, 192, np.random.default_rng(3), trainer.ranges).true_black
+    assert torch.all(blacks[0.0] == 0.0) and torch.all(blacks[1.0] > 0.0)
+    assert PairedTrainer(cfg).ranges == CameraRanges()  # the default is the draw the shipped models had
+    with pytest.raises(UsageError, match="black_level_probability"):
+        dataclasses.replace(cfg, black_level_probability=1.5)
+
+
 def test_ssim_loss_is_zero_for_equal_images_and_grows_with_noise() -> None:
     rng = torch.Generator().manual_seed(0)
     a = torch.rand(2, 3, 32, 32, generator=rng) * 2 - 1
