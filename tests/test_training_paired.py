@@ -16,6 +16,7 @@ from nightgrade.colorpipeline.luma import REC709_LUMA
 from nightgrade.models.checkpoint import load_checkpoint, read_meta
 from nightgrade.models.training.losses import ssim_loss
 from nightgrade.models.training.paired import PairedConfig, train_paired
+from nightgrade.models.training import paired_data
 from nightgrade.models.training.paired_data import make_frames, saturate, source_weights
 from nightgrade.server.cli.main import main
 
@@ -126,7 +127,7 @@ def test_saturate_scales_chroma_keeps_luminance_and_greys_and_stays_in_range() -
     assert np.allclose(saturate(linear, 1.0), linear, atol=1e-7)
 
 
-def test_saturation_boost_saturates_the_targets_is_seeded_and_is_off_by_default(tmp_path) -> None:
+def test_saturation_boost_saturates_the_targets_is_seeded_and_is_off_by_default(tmp_path, monkeypatch) -> None:
     pictures = [cv2.imread(os.path.join(_clean_dir(tmp_path), "a", f"f{i}.png"))[..., ::-1] for i in range(3)]
     def frames(boost: float):
         return make_frames(pictures, 3, 192, np.random.default_rng(5), CameraRanges(), saturation_boost=boost)
@@ -137,6 +138,10 @@ def test_saturation_boost_saturates_the_targets_is_seeded_and_is_off_by_default(
     assert torch.equal(frames(2.0).clean, boosted.clean)
     unboosted = make_frames(pictures, 3, 192, np.random.default_rng(5), CameraRanges())
     assert torch.equal(unboosted.low, plain.low) and torch.equal(unboosted.clean, plain.clean)
+    # off never enters the boost's branch (its draw and ``saturate``), so runs saved before the boost keep
+    # their random sequence
+    monkeypatch.setattr(paired_data, "saturate", lambda *a: pytest.fail("saturate called with the boost off"))
+    assert torch.equal(frames(1.0).clean, plain.clean)
     with pytest.raises(UsageError, match="saturation_boost"):
         PairedConfig(clean_dir="x", out_dir="y", saturation_boost=0.5)
 
