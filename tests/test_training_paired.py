@@ -155,7 +155,7 @@ def test_black_level_probability_sets_how_often_a_capture_has_a_raised_black(tmp
         trainer = PairedTrainer(dataclasses.replace(cfg, black_level_probability=probability))
         blacks[probability] = make_frames(pictures, 8, 192, np.random.default_rng(3), trainer.ranges).true_black
     assert torch.all(blacks[0.0] == 0.0) and torch.all(blacks[1.0] > 0.0)
-    assert PairedTrainer(cfg).ranges == CameraRanges()  # the default is the draw the shipped models had
+    assert PairedTrainer(cfg).ranges == CameraRanges()  # the default is the camera model's own draw
     with pytest.raises(UsageError, match="black_level_probability"):
         dataclasses.replace(cfg, black_level_probability=1.5)
 

@@ -113,14 +113,17 @@ def test_training_may_use_the_learned_level_that_the_exported_model_leaves_off(t
 
 def test_cli_fine_tune_keeps_the_loss_weights_and_crops_of_its_init_model(tmp_path) -> None:
     # the shipped model was trained with the tile term: a fine-tune that dropped it lost tile consistency
-    base = train_paired(_cfg(tmp_path, lambda_tile=0.7, lambda_ssim=0.25, lambda_colour=0.1), log=lambda m: None)
+    base = train_paired(_cfg(tmp_path, lambda_tile=0.7, lambda_ssim=0.25, lambda_colour=0.1,
+                             black_level_probability=0.25), log=lambda m: None)
     args = ["train", "--clean", str(tmp_path / "clean"), "--init", base["model"], "--steps", "1", "--quiet"]
     assert main(args + ["--out", str(tmp_path / "ft")]) == 0
     config = read_meta(tmp_path / "ft" / "model.safetensors").training["config"]
-    recipe = {k: config[k] for k in ("lambda_tile", "lambda_ssim", "lambda_colour", "local", "region",
-                                     "infer_local", "frame_side", "frames_per_step", "crops_per_frame")}
-    assert recipe == {"lambda_tile": 0.7, "lambda_ssim": 0.25, "lambda_colour": 0.1, "local": 32, "region": 96,
-                      "infer_local": 64, "frame_side": 192, "frames_per_step": 2, "crops_per_frame": 2}
+    recipe = {k: config[k] for k in ("lambda_tile", "lambda_ssim", "lambda_colour", "black_level_probability",
+                                     "local", "region", "infer_local", "frame_side", "frames_per_step",
+                                     "crops_per_frame")}
+    assert recipe == {"lambda_tile": 0.7, "lambda_ssim": 0.25, "lambda_colour": 0.1, "black_level_probability": 0.25,
+                      "local": 32, "region": 96, "infer_local": 64, "frame_side": 192, "frames_per_step": 2,
+                      "crops_per_frame": 2}
     assert config["lr"] == 5e-5                     # a fine-tune's own rate, not the base run's
     # what the user sets stays
     assert main(args + ["--out", str(tmp_path / "ft1"), "--lambda-tile", "0", "--crops-per-frame", "1"]) == 0

@@ -89,7 +89,8 @@ class PairedConfig:
     saturation_boost: float = 1.0
     # how often a training capture gets a raised black (CameraRanges.black_level_probability). A tile cannot
     # tell a lifted floor from dark content, so the model takes off the draw's average black from every
-    # frame: at 0.4 (the recipe until 0.4.1) it crushed true blacks (docs/model-card.md)
+    # frame: at 0.4 (the recipe until 0.4.1) it crushed true blacks (docs/model-card.md). In RECIPE: a fine-tune
+    # that went back to 0.4 would crush them again
     black_level_probability: float = 0.4
     seed: int = 0
     init: str = ""
@@ -151,11 +152,11 @@ def architecture_of(path: str) -> dict[str, Any]:
             "refine_width": g.refine_width}
 
 
-# The training objective and crop geometry of a paired run: a fine-tune keeps its starting model's
-# (before, a fine-tune of 0.3.2 trained without the tile term and SSIM weight that 0.3.2 was made with).
-RECIPE = ("w", "lambda_gain", "lambda_black", "lambda_ssim", "lambda_colour", "lambda_tile", "local", "region",
-          "infer_local",
-          "frame_side", "frames_per_step", "crops_per_frame", "balance_sources")
+# The training objective, the camera draw's raised black and the crop geometry of a paired run: a fine-tune
+# keeps its starting model's (before, a fine-tune of 0.3.2 trained without the tile term and SSIM weight that
+# 0.3.2 was made with).
+RECIPE = ("w", "lambda_gain", "lambda_black", "lambda_ssim", "lambda_colour", "lambda_tile", "black_level_probability",
+          "local", "region", "infer_local", "frame_side", "frames_per_step", "crops_per_frame", "balance_sources")
 
 
 def recipe_of(path: str) -> dict[str, Any]:
