@@ -14,9 +14,9 @@ from nightgrade.colorpipeline.errors import InputError, UsageError
 from nightgrade.colorpipeline.lowlight import CameraRanges
 from nightgrade.colorpipeline.luma import REC709_LUMA
 from nightgrade.models.checkpoint import load_checkpoint, read_meta
+from nightgrade.models.training import paired_data
 from nightgrade.models.training.losses import ssim_loss
 from nightgrade.models.training.paired import PairedConfig, train_paired
-from nightgrade.models.training import paired_data
 from nightgrade.models.training.paired_data import make_frames, saturate, source_weights
 from nightgrade.server.cli.main import main
 
@@ -29,6 +29,11 @@ def _clean_dir(folder) -> str:
         img = np.stack([xx % 64 * 3, yy % 48 * 5, (xx + yy) % 255], axis=-1) + rng.integers(0, 20, (150, 220, 3))
         cv2.imwrite(str(folder / "a" / f"f{i}.png"), np.clip(img, 0, 255).astype(np.uint8))
     return str(folder)
+
+
+def _pictures(clean_dir: str) -> list[np.ndarray]:
+    """The three pictures of ``_clean_dir``'s one source, RGB uint8."""
+    return [cv2.imread(os.path.join(clean_dir, "a", f"f{i}.png"))[..., ::-1] for i in range(3)]
 
 
 def _cfg(tmp_path, out: str, steps: int) -> PairedConfig:
@@ -128,7 +133,7 @@ def test_saturate_scales_chroma_keeps_luminance_and_greys_and_stays_in_range() -
 
 
 def test_saturation_boost_saturates_the_targets_is_seeded_and_is_off_by_default(tmp_path, monkeypatch) -> None:
-    pictures = [cv2.imread(os.path.join(_clean_dir(tmp_path), "a", f"f{i}.png"))[..., ::-1] for i in range(3)]
+    pictures = _pictures(_clean_dir(tmp_path))
     def frames(boost: float):
         return make_frames(pictures, 3, 192, np.random.default_rng(5), CameraRanges(), saturation_boost=boost)
     plain, boosted = frames(1.0), frames(2.0)
@@ -149,7 +154,7 @@ def test_saturation_boost_saturates_the_targets_is_seeded_and_is_off_by_default(
 def test_black_level_probability_sets_how_often_a_capture_has_a_raised_black(tmp_path) -> None:
     from nightgrade.models.training.paired import PairedTrainer
     cfg = _cfg(tmp_path, "k", 1)
-    pictures = [cv2.imread(os.path.join(cfg.clean_dir, "a", f"f{i}.png"))[..., ::-1] for i in range(3)]
+    pictures = _pictures(cfg.clean_dir)
     blacks = {}
     for probability in (0.0, 1.0):
         trainer = PairedTrainer(dataclasses.replace(cfg, black_level_probability=probability))

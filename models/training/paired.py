@@ -91,7 +91,7 @@ class PairedConfig:
     # tell a lifted floor from dark content, so the model takes off the draw's average black from every
     # frame: at 0.4 (the recipe until 0.4.1) it crushed true blacks (docs/model-card.md). In RECIPE: a fine-tune
     # that went back to 0.4 would crush them again
-    black_level_probability: float = 0.4
+    black_level_probability: float = CameraRanges.black_level_probability
     seed: int = 0
     init: str = ""
     checkpoint_seconds: int = 300
